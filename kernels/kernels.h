@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 struct cuda_device_info {
-	char name[128];
+	char name[256];
 	int cc_major, cc_minor;
 	int n_sm;
 	size_t mem_total; /* bytes */
@@ -26,6 +26,130 @@ struct cuda_device_info {
 int cuda_device_count(void);
 /* Facts about device `dev`; 0 on success. */
 int cuda_device_query(int dev, struct cuda_device_info *out, char *err);
+
+// ---- memory helpers (kernels/kv_gpu.cu): for tests and benchmarks, which
+// have no CUDA headers.  All copies are synchronous.
+enum cuda_dtype {
+	CUDA_DT_F16 = 0,  /* IEEE half */
+	CUDA_DT_BF16 = 1, /* bfloat16 */
+};
+const char *cuda_dtype_name(enum cuda_dtype t); /* "fp16", "bf16" */
+
+void *cuda_malloc(size_t bytes, char *err); /* NULL + err on failure */
+void cuda_free(void *p);                    /* NULL is a no-op */
+int cuda_upload(void *dst, const void *src, size_t bytes, char *err);
+int cuda_download(void *dst, const void *src, size_t bytes, char *err);
+/* n fp32 values from the host, rounded to t, into device memory dst. */
+int cuda_upload_convert(void *dst, const float *src, size_t n, enum cuda_dtype t, char *err);
+/* Fills n floats with NaN (outputs are poisoned before each run). */
+int cuda_fill_nan(float *dst, size_t n, char *err);
+/* n elements of type t, uniform in [-amp, amp], from a seed. */
+int cuda_fill_random(void *dst, size_t n, enum cuda_dtype t, uint64_t seed, float amp, char *err);
+int cuda_sync(char *err);
+/* Rounds fp32 values to t and back, on the host (what an upload keeps). */
+void cuda_round_host(float *x, size_t n, enum cuda_dtype t);
+
+// ---- device KV pages (kernels/kv_gpu.cu)
+// The mirror of a struct kvpool on the device, same page ids and indexing:
+//     k[copy][layer]: (n_pages, n_kv_heads, page_size, head_dim)  fp16 or bf16
+// n_copies > 1 keeps independent copies of all pages (benchmarks rotate over
+// them so that a repeated step does not find its KV in L2).
+struct cuda_kv_params {
+	int32_t n_pages;    /* pages (the pool's kvpool_n_pages or fewer) */
+	int32_t page_size;  /* slots per page (the pool's) */
+	int32_t n_layer;    /* layers (default 1) */
+	int32_t n_kv_heads; /* KV heads */
+	int32_t head_dim;   /* 64 or 128 for the attention kernels */
+	enum cuda_dtype type;
+	int32_t n_copies;   /* independent copies (default 1) */
+};
+struct cuda_kv_params cuda_kv_default_params(void);
+struct cuda_kv;
+struct cuda_kv *cuda_kv_new(const struct cuda_kv_params *p, char *err);
+void cuda_kv_free(struct cuda_kv *kv);
+const struct cuda_kv_params *cuda_kv_params(const struct cuda_kv *kv);
+size_t cuda_kv_bytes(const struct cuda_kv *kv); /* device memory held */
+/* Incremental upload: slots [slot0, slot0 + n) of one page, every KV head, of
+ * one layer, from host fp32 K/V in the kvpool layout (k_host = kvpool_k(pool,
+ * layer)), rounded to the device type, into every copy. */
+int cuda_kv_upload(struct cuda_kv *kv, int32_t layer, const float *k_host, const float *v_host,
+		   int32_t page, int32_t slot0, int32_t n, char *err);
+/* Every slot of every page, layer and copy: uniform in [-amp, amp]. */
+int cuda_kv_fill_random(struct cuda_kv *kv, uint64_t seed, float amp, char *err);
+/* Bytes uploaded by cuda_kv_upload so far. */
+uint64_t cuda_kv_uploaded_bytes(const struct cuda_kv *kv);
+
+// ---- tree attention (kernels/attn_*.cu)
+// Executes a struct treeplan_flat (src/treeplan.h) for one layer on the
+// device: q (n_queries, n_head, head_dim) in the KV type, out fp32, same
+// shape.  seq, deft-node and deft-flatten run the fused partial-attention
+// kernel (attn_deft_flatten.cu) over a work list derived from the plan
+// (attn_plan.cu), then the exact reduction (attn_reduce.cu); tree-mask runs
+// with a dense mask and materialized scores (attn_tree_mask.cu).
+struct treeplan_flat;
+
+struct cuda_attn_params {
+	int32_t n_head;      /* query heads */
+	int32_t n_kv_head;   /* KV heads (n_head is a multiple) */
+	int32_t head_dim;    /* 64 or 128 */
+	enum cuda_dtype type;
+	float scale;         /* score scale (default 0 = 1/sqrt(head_dim)) */
+	int32_t n_cta;       /* persistent CTAs of the fused kernel (default 0 = one per SM) */
+	int32_t cc_max_rows; /* work with at most this many rows (entries x query heads per KV
+				head) takes the CUDA-core path; 0 = tensor cores only, max 4
+				(default 4) */
+	int32_t split;       /* cut groups into 64-token pieces and balance them over the CTAs:
+				1 yes, 0 no, -1 by algorithm: all but deft-node (default -1) */
+	int32_t merge;       /* merge a CTA's consecutive fully visible pieces of the same
+				queries into one partial (default 1) */
+};
+struct cuda_attn_params cuda_attn_default_params(void);
+
+/* What the last cuda_attn_set_plan() built and uploaded. */
+struct cuda_attn_stats {
+	int32_t n_units;          /* (KV head, group, query tile) units of the plan */
+	int32_t n_segments;       /* work segments after splitting and merging */
+	int32_t n_slots;          /* partial results per KV head row set */
+	int32_t n_cta_used;       /* CTAs with work */
+	int32_t n_cc_segments;    /* segments on the CUDA-core path */
+	double cost_max, cost_mean; /* model cost of the busiest / average CTA */
+	uint64_t kv_bytes;        /* KV bytes the segments read (all KV heads) */
+	uint64_t partial_bytes;   /* partial out + lse written and read */
+	uint64_t scratch_bytes;   /* tree-mask: scores + probabilities + dense mask */
+	uint64_t upload_bytes;    /* bytes sent by the last set_plan (incremental) */
+	uint64_t upload_total;    /* bytes sent by every set_plan so far */
+	double build_s;           /* host time of the last set_plan */
+};
+
+struct cuda_attn;
+struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, char *err);
+void cuda_attn_free(struct cuda_attn *a);
+/* Builds the work list of the plan for algorithm algo and uploads what changed
+ * since the last call.  The plan must come from a tree whose pages are
+ * mirrored in the cuda_kv that cuda_attn_run gets. */
+int cuda_attn_set_plan(struct cuda_attn *a, const struct treeplan_flat *f, int algo, char *err);
+/* One layer: q and out are device pointers. copy selects the KV copy. */
+int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int32_t layer, int32_t copy,
+		  const void *q, float *out, char *err);
+void cuda_attn_get_stats(const struct cuda_attn *a, struct cuda_attn_stats *st);
+
+// ---- bench utilities (kernels/bench_util.cu)
+/* Device-to-device copy of `bytes`: bytes read + written per second (median of reps). */
+int cuda_bench_copy_bw(size_t bytes, int reps, double *bytes_per_s, char *err);
+/* cuBLAS fp16 n x n x n product (fp32 accumulate) on random data: FLOP/s (median). */
+int cuda_bench_gemm_rate(int n, int reps, double *flop_per_s, char *err);
+
+struct cuda_bench_times {
+	double median_s;       /* median GPU time of one call, host running ahead */
+	double min_s, max_s;
+	double median_alone_s; /* median of calls timed alone (record, call, record, sync) */
+	int n;                 /* timed calls */
+};
+/* fn enqueues one repetition on the default stream (iter counts from 0, use it
+ * to rotate buffers); 0 or a status with err filled. */
+typedef int (*cuda_bench_fn)(void *ctx, int iter, char *err);
+int cuda_bench_time(cuda_bench_fn fn, void *ctx, int warmup, int reps, struct cuda_bench_times *out,
+		    char *err);
 
 #ifdef __cplusplus
 }

@@ -38,11 +38,13 @@ enum gguf_type {
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_DEFAULT_ALIGNMENT 32
+#define GGUF_MAX_DEPTH 8 /* levels of nested arrays the reader accepts */
 
 struct gguf_tensor {
 	const char *name;
 	uint32_t n_dims;
-	int64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the contiguous (row) dimension; unused dims are 1 */
+	int64_t ne[GGUF_MAX_DIMS]; /* ne[0] is the contiguous (row) dimension; unused dims are 1;
+				    * the reader takes 1..4 dims, each >= 1 */
 	uint32_t type;             /* enum dt_type id */
 	uint64_t offset;           /* from the start of the data section */
 	size_t nbytes;
@@ -81,7 +83,7 @@ int gguf_get_bool(const struct gguf_ctx *ctx, const char *key, bool *out, char *
 int gguf_get_str(const struct gguf_ctx *ctx, const char *key, const char **out, char *err);
 /* Array: element type and length; data points at n packed elements for
  * numeric types (little-endian, unaligned-safe access via memcpy), NULL for
- * strings and nested arrays (use gguf_get_arr_str / gguf_kv_arr_at). */
+ * strings and nested arrays (use gguf_get_arr_str / gguf_value_arr_at). */
 int gguf_get_arr(const struct gguf_ctx *ctx, const char *key, enum gguf_type *elt,
 		 int64_t *n, const void **data, char *err);
 /* i-th string of a string array (NUL-terminated; length in *len if non-NULL). */
@@ -90,6 +92,35 @@ const char *gguf_get_arr_str(const struct gguf_ctx *ctx, const char *key, int64_
 /* Generic value access for dumping (inspect): writes a short human-readable
  * rendering of value i into buf (arrays abbreviated after `max_elems`). */
 void gguf_kv_format(const struct gguf_ctx *ctx, int64_t i, char *buf, size_t len, int max_elems);
+
+// ---- generic values (nested arrays, dumps, fuzzing); valid while ctx is open
+/* Bytes of one element of a numeric/bool type; 0 for string, array, unknown. */
+size_t gguf_type_size(enum gguf_type t);
+struct gguf_value;
+/* Value i / the value of key; NULL when out of range / missing. */
+const struct gguf_value *gguf_kv_value(const struct gguf_ctx *ctx, int64_t i);
+const struct gguf_value *gguf_find_value(const struct gguf_ctx *ctx, const char *key);
+enum gguf_type gguf_value_type(const struct gguf_value *v);
+/* "uint32", "string", "array[int32]", "array[array]" */
+void gguf_value_type_str(const struct gguf_value *v, char *buf, size_t len);
+/* Scalars: false when v (may be NULL) is not of a matching kind or the value
+ * does not fit: u64/i64 take any integer type, f64 float32/float64. */
+bool gguf_value_u64(const struct gguf_value *v, uint64_t *out);
+bool gguf_value_i64(const struct gguf_value *v, int64_t *out);
+bool gguf_value_f64(const struct gguf_value *v, double *out);
+bool gguf_value_bool(const struct gguf_value *v, bool *out);
+/* String value (NUL-terminated; it may hold NULs, *len has the full length). */
+const char *gguf_value_str(const struct gguf_value *v, size_t *len);
+/* Arrays: element type (GGUF_TYPE_COUNT if v is no array), length (-1 if no
+ * array), packed numeric/bool elements (NULL for strings and arrays), the
+ * i-th string, the i-th nested array (NULL when out of range or another kind). */
+enum gguf_type gguf_value_arr_type(const struct gguf_value *v);
+int64_t gguf_value_arr_n(const struct gguf_value *v);
+const void *gguf_value_arr_data(const struct gguf_value *v);
+const char *gguf_value_arr_str(const struct gguf_value *v, int64_t i, size_t *len);
+const struct gguf_value *gguf_value_arr_at(const struct gguf_value *v, int64_t i);
+/* As gguf_kv_format for any value; max_elems < 0 shows every element. */
+void gguf_value_format(const struct gguf_value *v, char *buf, size_t len, int max_elems);
 
 // ---- tensors
 int64_t gguf_n_tensors(const struct gguf_ctx *ctx);
@@ -112,7 +143,26 @@ void gguf_w_arr_str(struct gguf_writer *w, const char *key, const char *const *v
 /* tensor: data (nbytes = quant_row_size(type, ne[0]) * rows) is copied */
 void gguf_w_tensor(struct gguf_writer *w, const char *name, uint32_t type, int n_dims,
 		   const int64_t *ne, const void *data);
-/* Serializes into a malloc'd buffer (*len bytes) / writes to path (0 or -1 + err). */
+/* Any numeric/bool scalar: v points at one value of that type (bool: one byte 0/1). */
+void gguf_w_scalar(struct gguf_writer *w, const char *key, enum gguf_type type, const void *v);
+/* String of len bytes (may hold any byte, NULs included). */
+void gguf_w_strn(struct gguf_writer *w, const char *key, const char *v, size_t len);
+/* Arrays built element by element, nested arrays included: begin opens an
+ * array of elt (key is NULL when it is an element of the array open around
+ * it); elements are added with gguf_w_elem (one numeric/bool value),
+ * gguf_w_elem_str, or a nested begin/end pair; end closes the innermost. */
+void gguf_w_arr_begin(struct gguf_writer *w, const char *key, enum gguf_type elt);
+void gguf_w_elem(struct gguf_writer *w, const void *v);
+void gguf_w_elem_str(struct gguf_writer *w, const char *s, size_t len);
+void gguf_w_arr_end(struct gguf_writer *w);
+/* As gguf_w_tensor, but data is not copied: it must stay valid until the
+ * last gguf_writer_bytes / gguf_writer_save (for big synthetic models). */
+void gguf_w_tensor_ref(struct gguf_writer *w, const char *name, uint32_t type, int n_dims,
+		       const int64_t *ne, const void *data);
+/* The writer writes what it is given (duplicates included: tests build bad
+ * files with it); general.alignment written as a uint32 power of two sets the
+ * alignment of the data section.
+ * Serializes into a malloc'd buffer (*len bytes) / writes to path (0 or -1 + err). */
 void *gguf_writer_bytes(struct gguf_writer *w, size_t *len);
 int gguf_writer_save(struct gguf_writer *w, const char *path, char *err);
 

@@ -11,9 +11,23 @@
 #include "common.h"
 
 static int cmd_help(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_tree(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
 
 static const struct dt_command commands[] = {
 	/* COMMANDS: one line each, in the order `deftree help` lists them */
+	{ "generate", cmd_generate, "stream the answer to one prompt, then its timings" },
+	{ "chat", cmd_chat, "interactive chat on a model (what `deftree` alone runs)" },
+	{ "tree", cmd_tree, "grow a token tree headless (sample-n, beam, forks): tree text, metrics, JSON/DOT" },
+	{ "replay", cmd_replay, "replay a tree workload shape (reasoning, speculative, few-shot): IO and time per step" },
+	{ "bench", cmd_bench, "measurements: cpu (tokens/s beside llama.cpp)" },
+	{ "mkmodel", cmd_mkmodel, "write a synthetic GGUF model (random weights, any shape)" },
+	{ "inspect", cmd_inspect, "print a GGUF file: header, metadata, tensor table" },
 	{ "help", cmd_help, "this list" },
 };
 
@@ -30,8 +44,10 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* no command, or options only (deftree -m PATH): the interactive prompt,
+	 * until the terminal UI exists */
 	if (argc < 2)
-		return cmd_help(0, NULL);
+		return cmd_chat(argc, argv);
 	const char *name = argv[1];
 	if (!strcmp(name, "-h") || !strcmp(name, "--help"))
 		return cmd_help(0, NULL);
@@ -39,6 +55,8 @@ int main(int argc, char **argv)
 		printf("deftree %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	if (name[0] == '-')
+		return cmd_chat(argc, argv);
 	for (size_t i = 0; i < DT_ARRAY_LEN(commands); i++)
 		if (!strcmp(name, commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);

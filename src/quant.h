@@ -82,6 +82,11 @@ void quant_q8_quantize(const float *x, struct quant_q8 *out, int64_t n);
 bool quant_has_q8_dot(enum dt_type t);
 /* dot(row x of type t, activations xq) of length n. */
 float quant_dot_q8(enum dt_type t, const void *x, const struct quant_q8 *xq, int64_t n);
+/* The same dot for 4 activation vectors at once (batched matmuls: prefill and
+ * tree decoding run many tokens through the same weights); the row's blocks
+ * are loaded and unpacked once.  out[k] = quant_dot_q8(t, row, xq[k], n). */
+void quant_dot_q8_x4(enum dt_type t, const void *row, const struct quant_q8 *const xq[4], int64_t n,
+		     float out[4]);
 
 // ---- SIMD selection
 /* "avx2" or "scalar": what the dot products use now. */

@@ -1,0 +1,226 @@
+// attn_common.cuh — what the tree-attention .cu files share: element types,
+// the PTX wrappers (cp.async, ldmatrix, mma.sync m16n8k16), the device work
+// list, and the launchers' internal interfaces.  Not part of kernels.h.
+#ifndef DT_ATTN_COMMON_CUH
+#define DT_ATTN_COMMON_CUH
+
+#include <stdint.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include "kernels.h"
+
+// ---- element types
+
+template <typename T> __device__ __forceinline__ T attn_from_float(float x);
+template <> __device__ __forceinline__ __half attn_from_float<__half>(float x)
+{
+	return __float2half_rn(x);
+}
+template <> __device__ __forceinline__ __nv_bfloat16 attn_from_float<__nv_bfloat16>(float x)
+{
+	return __float2bfloat16_rn(x);
+}
+
+__device__ __forceinline__ float attn_to_float(__half x)
+{
+	return __half2float(x);
+}
+__device__ __forceinline__ float attn_to_float(__nv_bfloat16 x)
+{
+	return __bfloat162float(x);
+}
+
+/* Two floats as one 32-bit register of T (low half = a). */
+template <typename T> __device__ __forceinline__ uint32_t attn_pack2(float a, float b);
+template <> __device__ __forceinline__ uint32_t attn_pack2<__half>(float a, float b)
+{
+	__half2 h = __floats2half2_rn(a, b);
+	return *reinterpret_cast<uint32_t *>(&h);
+}
+template <> __device__ __forceinline__ uint32_t attn_pack2<__nv_bfloat16>(float a, float b)
+{
+	__nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+	return *reinterpret_cast<uint32_t *>(&h);
+}
+
+/* 8 elements of T in a uint4 -> 8 floats. */
+__device__ __forceinline__ void attn_unpack8(const uint4 &u, __half, float *f)
+{
+	const __half2 *h = reinterpret_cast<const __half2 *>(&u);
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		float2 x = __half22float2(h[i]);
+		f[2 * i] = x.x;
+		f[2 * i + 1] = x.y;
+	}
+}
+__device__ __forceinline__ void attn_unpack8(const uint4 &u, __nv_bfloat16, float *f)
+{
+	const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&u);
+#pragma unroll
+	for (int i = 0; i < 4; i++) {
+		float2 x = __bfloat1622float2(h[i]);
+		f[2 * i] = x.x;
+		f[2 * i + 1] = x.y;
+	}
+}
+
+// ---- PTX wrappers
+
+__device__ __forceinline__ float attn_ex2(float x)
+{
+	float y;
+	asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+	return y;
+}
+
+/* 16 bytes global -> shared, bypassing L1; zero-filled when !valid. */
+__device__ __forceinline__ void attn_cp_async16(void *smem, const void *gmem, bool valid)
+{
+	unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+	int n = valid ? 16 : 0;
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void attn_cp_async_commit()
+{
+	asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int N> __device__ __forceinline__ void attn_cp_async_wait()
+{
+	asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void attn_ldmatrix_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2,
+						 uint32_t &r3, const void *smem)
+{
+	unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+		     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+		     : "r"(s));
+}
+__device__ __forceinline__ void attn_ldmatrix_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2,
+						       uint32_t &r3, const void *smem)
+{
+	unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+	asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+		     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+		     : "r"(s));
+}
+
+/* c += a (16x16, row) * b (16x8, col), fp32 accumulate. */
+template <typename T>
+__device__ __forceinline__ void attn_mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+					 uint32_t b1);
+template <>
+__device__ __forceinline__ void attn_mma<__half>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+						 uint32_t b1)
+{
+	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+		     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+		     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+		     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void attn_mma<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4],
+							uint32_t b0, uint32_t b1)
+{
+	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+		     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+		     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+		     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// ---- the device work list of the fused kernel (built by attn_plan.cu)
+
+#define ATTN_TILE 64       /* KV tokens per pipeline stage: 4 PV k-steps, one mask word pair */
+#define ATTN_THREADS 256   /* 8 warps: up to 8 x 16 query rows on the tensor cores */
+#define ATTN_MAX_ROWS 128  /* rows (entries x query heads of one KV head) of one segment */
+#define ATTN_CC_ROWS 4     /* the CUDA-core path handles up to 4 rows (8 tokens x 4 rows
+			      = one value per lane) */
+
+enum attn_cls {
+	ATTN_CLS_CC = 0,  /* CUDA cores, rows <= ATTN_CC_ROWS */
+	ATTN_CLS_WR2 = 2, /* tensor cores, 2 row warps (<= 32 rows) x 4 token warps */
+	ATTN_CLS_WR4 = 3, /* 4 row warps (<= 64 rows) x 2 token warps */
+	ATTN_CLS_WR8 = 4, /* 8 row warps (<= 128 rows) */
+};
+
+/* One segment: a run of KV tokens of one KV head against the query rows of
+ * ne consecutive plan entries (entry0 ..), producing one partial per entry. */
+struct __align__(16) attn_seg {
+	int32_t tok_off;  /* first token in tok_row */
+	int32_t n_tok;    /* tokens (>= 1) */
+	int32_t entry0;   /* rows: entries entry0 .. entry0+ne-1, x hpk query heads each */
+	int32_t ne;
+	int32_t kvh;      /* KV head */
+	int32_t gtok0;    /* -1: every token visible to every row; else the group token index of
+			     token 0 (a multiple of 64) for entry_nvis / entry_mask */
+	int32_t slot0;    /* partial slot of entry0; entry entry0+i writes slot0+i */
+	int32_t cls;      /* enum attn_cls */
+	int32_t bits_off; /* gtok0 >= 0: visibility words of tile t, entry e at
+			     seg_bits[bits_off + t * ne + e] (two words: tokens 0-31, 32-63) */
+	int32_t pad[3];
+};
+
+struct attn_kparams {
+	const void *k, *v;           /* one layer of one copy of the KV mirror */
+	const int32_t *tok_row;      /* token -> page * n_kv_heads * page_size + slot */
+	const void *q;               /* (n_queries, n_head, D) */
+	const struct attn_seg *segs; /* (n_segments) */
+	const int32_t *cta_off;      /* (n_cta + 1): CTA c runs segments [cta_off[c], cta_off[c+1]) */
+	const int32_t *entry_query, *entry_nvis, *entry_mask;
+	const uint32_t *mask;
+	uint2 *seg_bits;             /* per masked segment, tile and entry (attn_bits_kernel) */
+	float *part_o;               /* (n_slots * hpk, D) */
+	float *part_lse;             /* (n_slots * hpk), natural log */
+	int32_t n_head, hpk, page_size;
+	float scale_log2;            /* scale * log2(e) */
+};
+
+/* attn_deft_flatten.cu */
+/* Visibility words of every tile and entry of the masked segments. */
+int attn_bits_launch(const struct attn_kparams *p, const int32_t *masked_segs, int32_t n_masked,
+		     cudaStream_t s, char *err);
+int attn_part_launch(const struct attn_kparams *p, int head_dim, enum cuda_dtype t, int n_cta,
+		     cudaStream_t s, char *err);
+
+/* attn_reduce.cu: out[q][h] = merge of part rows red_slot[red_off[q*Hkv+kvh] ..) */
+struct attn_rparams {
+	const float *part_o, *part_lse;
+	const int32_t *red_off, *red_slot;
+	float *out;
+	int32_t n_queries, n_head, n_kv_head, hpk;
+};
+int attn_reduce_launch(const struct attn_rparams *p, int head_dim, cudaStream_t s, char *err);
+
+/* attn_tree_mask.cu */
+struct attn_tmparams {
+	const void *k, *v;
+	const int32_t *tok_row;
+	const void *q;
+	const int32_t *group_tok;   /* (n_groups) first token of each group in tok_row */
+	const int32_t *group_ntok;  /* (n_groups) */
+	const int32_t *group_eoff;  /* (n_groups + 1) */
+	const int32_t *entry_query, *entry_nvis, *entry_mask;
+	const uint32_t *mask;
+	const int64_t *entry_moff;  /* (n_entries) offset of the entry's row in the dense mask */
+	void *dmask;                /* dense additive mask (sum_e n_g(e)) of T: 0 or -inf */
+	void *scores;               /* (sum_e n_g(e) * n_head) of T: scores, then probabilities */
+	float *part_o, *part_lse;   /* slot = entry * n_kv_head + kvh */
+	int32_t n_groups, n_entries, max_group_tokens, max_group_rows;
+	int32_t n_head, n_kv_head, hpk, page_size;
+	float scale;
+};
+int attn_tm_build_mask(const struct attn_tmparams *p, enum cuda_dtype t, cudaStream_t s,
+		       char *err);
+int attn_tm_launch(const struct attn_tmparams *p, int head_dim, enum cuda_dtype t, cudaStream_t s,
+		   char *err);
+
+/* kv_gpu.cu */
+const void *cuda_kv_k_ptr(const struct cuda_kv *kv, int32_t copy, int32_t layer);
+const void *cuda_kv_v_ptr(const struct cuda_kv *kv, int32_t copy, int32_t layer);
+
+#endif

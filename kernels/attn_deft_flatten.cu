@@ -1,0 +1,622 @@
+// attn_deft_flatten.cu — the fused partial-attention kernel of DeFT-Flatten
+// (also run by seq and deft-node with their own work lists).
+//
+// DESIGN
+//   A persistent grid: CTA c runs the segments cta_off[c] .. cta_off[c+1]
+//   (attn_plan.cu balances them).  A segment is a run of KV tokens of one KV
+//   head and up to 128 query ROWS (plan entries x the query heads of that KV
+//   head, GQA batched).  The CTA streams the segment's K and V through a
+//   cp.async pipeline of NS stages of 64 tokens, gathered through tok_row
+//   (the page table) into swizzled shared memory, so every KV byte of a
+//   segment crosses DRAM once for all its rows; the next segment's first
+//   tiles are already in flight while the current one finishes.  With each
+//   stage the loader also writes the rows' visibility bits (plan bitmask,
+//   entry_nvis, segment end) for the 64 tokens.
+//   Per segment one of two paths, by its row count:
+//     tensor cores  mma.sync m16n8k16 (fp16 or bf16 in, fp32 accumulate),
+//                   FlashAttention-2 style: a warp owns 16 rows x a slice of
+//                   the tile's tokens; S = Q K^T from ldmatrix'd K, masked,
+//                   online softmax in exp2 domain, P reused from the
+//                   accumulator registers as the A operand of P V (ldmatrix
+//                   .trans on V).  With few rows, idle row warps take token
+//                   slices instead (WR row warps x TS token warps).
+//     CUDA cores    rows <= 4: each warp takes 8 tokens of the tile, 8 lanes
+//                   per token (16-byte smem reads, conflict free), fp32.
+//   At the end of a segment every warp parks (m, l, O) of its rows in shared
+//   memory and the whole CTA merges the parts in a fixed order and writes the
+//   normalized partial and its log-sum-exp (natural log) per row, fp32.
+#include "config.h"
+
+extern "C" {
+#include "common.h"
+}
+
+#include <math.h>
+
+#include "attn_common.cuh"
+#include "cuda_common.h"
+
+// ---- configuration
+
+template <int D> struct attn_cfg {
+	static constexpr int CH = D / 8;                       /* 16-byte chunks per K/V row */
+	static constexpr int NS = D == 128 ? 4 : 6;            /* stages: 96 / 80 KB in flight */
+	static constexpr int STAGE = 2 * ATTN_TILE * D;        /* elements: K tile then V tile */
+	static constexpr int MS = D + 4;                       /* merge row stride (floats): spreads banks */
+	static constexpr size_t SMEM_KV = (size_t)NS * STAGE * 2;
+	static constexpr size_t SMEM_MB = (size_t)NS * ATTN_MAX_ROWS * 2 * 4; /* 2 mask words per entry */
+	static constexpr size_t SMEM_MO = (size_t)ATTN_MAX_ROWS * MS * 4;
+	static constexpr size_t SMEM_ML = 2 * ATTN_MAX_ROWS * 4;
+	static constexpr size_t SMEM = SMEM_KV + SMEM_MB + SMEM_MO + SMEM_ML;
+};
+
+/* Element offset of 16-byte chunk c of row r in a swizzled (rows, D) tile. */
+template <int D> __device__ __forceinline__ int attn_sw(int r, int c)
+{
+	return r * D + ((c ^ (r & 7)) << 3);
+}
+
+// ---- visibility bits
+
+/* Bits of the 32 segment tokens starting at tb for segment entry e. */
+__device__ __forceinline__ uint32_t attn_bits(const attn_kparams &p, const attn_seg &sg, int e,
+					      int tb)
+{
+	int valid = min(max(sg.n_tok - tb, 0), 32);
+	if (sg.gtok0 >= 0) {
+		int ent = sg.entry0 + e, gt = sg.gtok0 + tb;
+		valid = min(valid, max(p.entry_nvis[ent] - gt, 0));
+		uint32_t m = valid >= 32 ? 0xffffffffu : ((1u << valid) - 1u);
+		int mo = p.entry_mask[ent];
+		if (mo >= 0 && valid > 0)
+			m &= p.mask[mo + (gt >> 5)];
+		return m;
+	}
+	return valid >= 32 ? 0xffffffffu : ((1u << valid) - 1u);
+}
+
+// ---- the loader: one pipeline over all tiles of the CTA's segments
+
+/* A segment descriptor with three 16-byte loads. */
+__device__ __forceinline__ attn_seg attn_load_seg(const attn_kparams &p, int s)
+{
+	const uint4 *src = reinterpret_cast<const uint4 *>(p.segs + s);
+	const uint4 a = __ldg(src), b = __ldg(src + 1), c = __ldg(src + 2);
+	attn_seg x;
+	x.tok_off = (int32_t)a.x;
+	x.n_tok = (int32_t)a.y;
+	x.entry0 = (int32_t)a.z;
+	x.ne = (int32_t)a.w;
+	x.kvh = (int32_t)b.x;
+	x.gtok0 = (int32_t)b.y;
+	x.slot0 = (int32_t)b.z;
+	x.cls = (int32_t)b.w;
+	x.bits_off = (int32_t)c.x;
+	x.pad[0] = x.pad[1] = x.pad[2] = 0;
+	return x;
+}
+
+/* Each call of issue() starts the copies of one tile whose page-table rows
+ * and visibility words were loaded into registers one tile earlier
+ * (prefetch), so no thread waits on a global load before its cp.async;
+ * the descriptor of the segment after the current one is also kept ahead. */
+template <int D, typename T> struct attn_loader {
+	using C = attn_cfg<D>;
+	static constexpr int RPT = ATTN_TILE * C::CH / ATTN_THREADS; /* 16-byte chunks per thread */
+	T *kv_s;
+	uint32_t *mb_s;
+	int seg, seg_end, tile; /* next tile to issue */
+	int n_issued, n_done;   /* stages issued / consumed */
+	attn_seg cur, nxt;
+	int32_t rows[RPT]; /* tok_row of this thread's chunks of the next tile, -1 past the end */
+	uint2 bits;        /* visibility words of entry threadIdx.x for the next tile */
+
+	__device__ void prefetch(const attn_kparams &p)
+	{
+		if (seg >= seg_end)
+			return;
+		const int t0 = tile * ATTN_TILE;
+#pragma unroll
+		for (int i = 0; i < RPT; i++) {
+			const int tok = t0 + (threadIdx.x + i * ATTN_THREADS) / C::CH;
+			rows[i] = tok < cur.n_tok ? __ldg(&p.tok_row[cur.tok_off + tok]) : -1;
+		}
+		if ((int)threadIdx.x < cur.ne) {
+			if (cur.bits_off >= 0) {
+				bits = __ldg(&p.seg_bits[cur.bits_off + tile * cur.ne + threadIdx.x]);
+			} else {
+				const int v0 = min(max(cur.n_tok - t0, 0), 32), v1 = min(max(cur.n_tok - t0 - 32, 0), 32);
+				bits.x = v0 >= 32 ? 0xffffffffu : ((1u << v0) - 1u);
+				bits.y = v1 >= 32 ? 0xffffffffu : ((1u << v1) - 1u);
+			}
+		}
+	}
+
+	__device__ void start(const attn_kparams &p, int s0, int s1, T *kv, uint32_t *mb)
+	{
+		kv_s = kv;
+		mb_s = mb;
+		seg = s0;
+		seg_end = s1;
+		tile = 0;
+		n_issued = n_done = 0;
+		cur = attn_load_seg(p, s0);
+		nxt = s0 + 1 < s1 ? attn_load_seg(p, s0 + 1) : cur;
+		prefetch(p);
+	}
+
+	/* Issues the next tile (or nothing) as one cp.async group. */
+	__device__ void issue(const attn_kparams &p)
+	{
+		if (seg < seg_end) {
+			const int st = n_issued % C::NS;
+			T *ks = kv_s + (size_t)st * C::STAGE, *vs = ks + ATTN_TILE * D;
+			const T *kb = (const T *)p.k, *vb = (const T *)p.v;
+			const size_t hoff = (size_t)cur.kvh * p.page_size;
+#pragma unroll
+			for (int i = 0; i < RPT; i++) {
+				const int id = threadIdx.x + i * ATTN_THREADS;
+				const int r = id / C::CH, c = id % C::CH;
+				const bool ok = rows[i] >= 0;
+				const size_t off = ok ? ((size_t)rows[i] + hoff) * D + c * 8 : 0;
+				const int so = attn_sw<D>(r, c);
+				attn_cp_async16(ks + so, kb + off, ok);
+				attn_cp_async16(vs + so, vb + off, ok);
+			}
+			if ((int)threadIdx.x < cur.ne)
+				reinterpret_cast<uint2 *>(mb_s + st * ATTN_MAX_ROWS * 2)[threadIdx.x] = bits;
+			if (++tile * ATTN_TILE >= cur.n_tok) {
+				tile = 0;
+				if (++seg < seg_end) {
+					cur = nxt;
+					if (seg + 1 < seg_end)
+						nxt = attn_load_seg(p, seg + 1);
+				}
+			}
+			prefetch(p);
+		}
+		attn_cp_async_commit();
+		n_issued++;
+	}
+
+	/* Waits for the next stage to land and returns its index; frees the
+	 * stage consumed last and refills it. */
+	__device__ int next(const attn_kparams &p)
+	{
+		attn_cp_async_wait<C::NS - 2>();
+		__syncthreads();
+		issue(p);
+		return n_done++ % C::NS;
+	}
+};
+
+// ---- the merge: parts of (m, l, O) per row -> one normalized partial
+
+/* parts x prow rows parked in mo/ml (m in ml[0..128), l in ml[128..256)),
+ * part k of row r at k * prow + r.  All threads; rows < n_rows are written. */
+template <int D>
+__device__ void attn_merge_write(const attn_kparams &p, const attn_seg &sg, const float *mo,
+				 const float *ml, int parts, int prow, int n_rows)
+{
+	using C = attn_cfg<D>;
+	constexpr int D4 = D / 4;
+	for (int i = threadIdx.x; i < n_rows * D4; i += ATTN_THREADS) {
+		const int r = i / D4, c = i % D4;
+		float M = -INFINITY;
+		for (int k = 0; k < parts; k++)
+			M = fmaxf(M, ml[k * prow + r]);
+		const float Mu = M == -INFINITY ? 0.f : M;
+		float L = 0.f;
+		float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+		for (int k = 0; k < parts; k++) {
+			const float w = attn_ex2(ml[k * prow + r] - Mu);
+			L += w * ml[ATTN_MAX_ROWS + k * prow + r];
+			const float4 x = *reinterpret_cast<const float4 *>(&mo[(k * prow + r) * C::MS + 4 * c]);
+			acc.x += w * x.x;
+			acc.y += w * x.y;
+			acc.z += w * x.z;
+			acc.w += w * x.w;
+		}
+		const float inv = L > 0.f ? 1.f / L : 0.f;
+		const int e = r / p.hpk, j = r - e * p.hpk;
+		const size_t slot = (size_t)(sg.slot0 + e) * p.hpk + j;
+		*reinterpret_cast<float4 *>(&p.part_o[slot * D + 4 * c]) =
+			make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv);
+		if (c == 0)
+			p.part_lse[slot] = L > 0.f ? (M + __log2f(L)) * 0.69314718055994531f : -INFINITY;
+	}
+}
+
+/* Row of q for segment row r (r < ne * hpk). */
+template <int D, typename T>
+__device__ __forceinline__ const T *attn_qrow(const attn_kparams &p, const attn_seg &sg, int r)
+{
+	const int e = r / p.hpk, j = r - e * p.hpk;
+	const int qi = p.entry_query[sg.entry0 + e];
+	return (const T *)p.q + ((size_t)qi * p.n_head + sg.kvh * p.hpk + j) * D;
+}
+
+// ---- tensor-core path
+
+template <int D, typename T, int WR>
+__device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loader<D, T> &ld,
+			     float *mo, float *ml)
+{
+	using C = attn_cfg<D>;
+	constexpr int TS = (8 / WR) < 4 ? (8 / WR) : 4; /* token warps */
+	constexpr int NW = ATTN_TILE / TS;               /* tokens per warp per tile: 64/32/16 */
+	constexpr int NT = NW / 8;                       /* S n-tiles */
+	constexpr int KS = D / 16;                       /* k-steps of Q K^T */
+	constexpr int DT = D / 8;                        /* O n-tiles */
+	const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	const int wr = warp % WR, ts = warp / WR;
+	const int g = lane >> 2, q4 = lane & 3;
+	const int n_rows = sg.ne * p.hpk;
+	const bool active = ts < TS && wr * 16 < n_rows;
+	const int r_lo = wr * 16 + g, r_hi = r_lo + 8;
+	const int e_lo = r_lo / p.hpk, e_hi = r_hi / p.hpk;
+	const float sl2 = p.scale_log2;
+
+	uint32_t qa[KS][4];
+	float o[DT][4];
+	float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+#pragma unroll
+	for (int i = 0; i < DT; i++)
+		o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+	if (active) {
+		const T *qlo = r_lo < n_rows ? attn_qrow<D, T>(p, sg, r_lo) : nullptr;
+		const T *qhi = r_hi < n_rows ? attn_qrow<D, T>(p, sg, r_hi) : nullptr;
+#pragma unroll
+		for (int kk = 0; kk < KS; kk++) {
+			const int c0 = kk * 16 + 2 * q4;
+			qa[kk][0] = qlo ? *reinterpret_cast<const uint32_t *>(qlo + c0) : 0u;
+			qa[kk][1] = qhi ? *reinterpret_cast<const uint32_t *>(qhi + c0) : 0u;
+			qa[kk][2] = qlo ? *reinterpret_cast<const uint32_t *>(qlo + c0 + 8) : 0u;
+			qa[kk][3] = qhi ? *reinterpret_cast<const uint32_t *>(qhi + c0 + 8) : 0u;
+		}
+	}
+
+	const int n_tiles = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
+	for (int t = 0; t < n_tiles; t++) {
+		const int st = ld.next(p);
+		if (!active)
+			continue;
+		const T *ks = ld.kv_s + (size_t)st * C::STAGE, *vs = ks + ATTN_TILE * D;
+		const uint32_t *mb = ld.mb_s + st * ATTN_MAX_ROWS * 2;
+		const int tw0 = ts * NW;
+
+		// S = Q K^T
+		float s[NT][4];
+#pragma unroll
+		for (int j = 0; j < NT; j++)
+			s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+		for (int kk = 0; kk < KS; kk++) {
+#pragma unroll
+			for (int j = 0; j < NT; j += 2) {
+				const int tok = tw0 + 8 * j + (lane & 7) + ((lane >> 4) << 3);
+				const int ch = kk * 2 + ((lane >> 3) & 1);
+				uint32_t b0, b1, b2, b3;
+				attn_ldmatrix_x4(b0, b1, b2, b3, ks + attn_sw<D>(tok, ch));
+				attn_mma<T>(s[j], qa[kk], b0, b1);
+				attn_mma<T>(s[j + 1], qa[kk], b2, b3);
+			}
+		}
+
+		// visibility, scale, online softmax (exp2 domain)
+		/* the warp's NW tokens lie in one word (NW <= 32) or are the whole tile */
+		const uint32_t w_lo0 = mb[2 * e_lo + (tw0 >> 5)], w_hi0 = mb[2 * e_hi + (tw0 >> 5)];
+		const uint32_t w_lo1 = NW > 32 ? mb[2 * e_lo + 1] : 0u, w_hi1 = NW > 32 ? mb[2 * e_hi + 1] : 0u;
+		float mx_lo = -INFINITY, mx_hi = -INFINITY;
+#pragma unroll
+		for (int j = 0; j < NT; j++) {
+			const int tb = (tw0 & 31) + 8 * j; /* compile-time word choice when NW == 64 */
+			const uint32_t w_lo = tb < 32 ? w_lo0 : w_lo1, w_hi = tb < 32 ? w_hi0 : w_hi1;
+			const int b = (tb & 31) + 2 * q4;
+			const bool v0 = (w_lo >> b) & 1u, v1 = (w_lo >> (b + 1)) & 1u;
+			const bool v2 = (w_hi >> b) & 1u, v3 = (w_hi >> (b + 1)) & 1u;
+			s[j][0] = v0 ? s[j][0] * sl2 : -INFINITY;
+			s[j][1] = v1 ? s[j][1] * sl2 : -INFINITY;
+			s[j][2] = v2 ? s[j][2] * sl2 : -INFINITY;
+			s[j][3] = v3 ? s[j][3] * sl2 : -INFINITY;
+			mx_lo = fmaxf(mx_lo, fmaxf(s[j][0], s[j][1]));
+			mx_hi = fmaxf(mx_hi, fmaxf(s[j][2], s[j][3]));
+		}
+		mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, 1));
+		mx_lo = fmaxf(mx_lo, __shfl_xor_sync(0xffffffffu, mx_lo, 2));
+		mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, 1));
+		mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, 2));
+		const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
+		const float mu_lo = mn_lo == -INFINITY ? 0.f : mn_lo;
+		const float mu_hi = mn_hi == -INFINITY ? 0.f : mn_hi;
+		const float a_lo = attn_ex2(m_lo - mu_lo), a_hi = attn_ex2(m_hi - mu_hi);
+		m_lo = mn_lo;
+		m_hi = mn_hi;
+		float rs_lo = 0.f, rs_hi = 0.f;
+#pragma unroll
+		for (int j = 0; j < NT; j++) {
+			s[j][0] = attn_ex2(s[j][0] - mu_lo);
+			s[j][1] = attn_ex2(s[j][1] - mu_lo);
+			s[j][2] = attn_ex2(s[j][2] - mu_hi);
+			s[j][3] = attn_ex2(s[j][3] - mu_hi);
+			rs_lo += s[j][0] + s[j][1];
+			rs_hi += s[j][2] + s[j][3];
+		}
+		l_lo = l_lo * a_lo + rs_lo;
+		l_hi = l_hi * a_hi + rs_hi;
+#pragma unroll
+		for (int i = 0; i < DT; i++) {
+			o[i][0] *= a_lo;
+			o[i][1] *= a_lo;
+			o[i][2] *= a_hi;
+			o[i][3] *= a_hi;
+		}
+
+		// O += P V
+#pragma unroll
+		for (int k2 = 0; k2 < NW / 16; k2++) {
+			const uint32_t pa[4] = {
+				attn_pack2<T>(s[2 * k2][0], s[2 * k2][1]),
+				attn_pack2<T>(s[2 * k2][2], s[2 * k2][3]),
+				attn_pack2<T>(s[2 * k2 + 1][0], s[2 * k2 + 1][1]),
+				attn_pack2<T>(s[2 * k2 + 1][2], s[2 * k2 + 1][3]),
+			};
+			const int tok = tw0 + 16 * k2 + (lane & 7) + (((lane >> 3) & 1) << 3);
+#pragma unroll
+			for (int dp = 0; dp < D / 16; dp++) {
+				const int ch = dp * 2 + (lane >> 4);
+				uint32_t b0, b1, b2, b3;
+				attn_ldmatrix_x4_trans(b0, b1, b2, b3, vs + attn_sw<D>(tok, ch));
+				attn_mma<T>(o[2 * dp], pa, b0, b1);
+				attn_mma<T>(o[2 * dp + 1], pa, b2, b3);
+			}
+		}
+	}
+
+	// park this warp's rows as part ts, then merge the parts
+	if (active) {
+		l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 1);
+		l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 2);
+		l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 1);
+		l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 2);
+		const int base = ts * 16 * WR;
+#pragma unroll
+		for (int i = 0; i < DT; i++) {
+			*reinterpret_cast<float2 *>(&mo[(base + r_lo) * C::MS + 8 * i + 2 * q4]) =
+				make_float2(o[i][0], o[i][1]);
+			*reinterpret_cast<float2 *>(&mo[(base + r_hi) * C::MS + 8 * i + 2 * q4]) =
+				make_float2(o[i][2], o[i][3]);
+		}
+		if (q4 == 0) {
+			ml[base + r_lo] = m_lo;
+			ml[base + r_hi] = m_hi;
+			ml[ATTN_MAX_ROWS + base + r_lo] = l_lo;
+			ml[ATTN_MAX_ROWS + base + r_hi] = l_hi;
+		}
+	}
+	__syncthreads();
+	attn_merge_write<D>(p, sg, mo, ml, TS, 16 * WR, n_rows);
+}
+
+// ---- CUDA-core path (rows <= 4)
+
+template <int D, typename T>
+__device__ void attn_seg_cc(const attn_kparams &p, const attn_seg &sg, attn_loader<D, T> &ld,
+			    float *mo, float *ml)
+{
+	using C = attn_cfg<D>;
+	constexpr int CPL = D / 64;   /* 16-byte chunks per lane: chunk li + 8 * cc */
+	constexpr int EPL = CPL * 8;  /* elements per lane */
+	constexpr int R = ATTN_CC_ROWS;
+	const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	const int grp = lane >> 3, li = lane & 7;
+	const int n_rows = sg.ne * p.hpk;
+	const float sl2 = p.scale_log2;
+
+	float qf[R][EPL], o[R][EPL], m[R], l[R];
+	int er[R];
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		m[r] = -INFINITY;
+		l[r] = 0.f;
+		er[r] = r < n_rows ? r / p.hpk : -1;
+#pragma unroll
+		for (int i = 0; i < EPL; i++) {
+			o[r][i] = 0.f;
+			qf[r][i] = 0.f;
+		}
+		if (r < n_rows) {
+			const T *qr = attn_qrow<D, T>(p, sg, r);
+#pragma unroll
+			for (int cc = 0; cc < CPL; cc++) {
+				const uint4 u = *reinterpret_cast<const uint4 *>(qr + (li + 8 * cc) * 8);
+				attn_unpack8(u, T(), &qf[r][cc * 8]);
+			}
+		}
+	}
+
+	const int n_tiles = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
+	for (int t = 0; t < n_tiles; t++) {
+		const int st = ld.next(p);
+		const T *ks = ld.kv_s + (size_t)st * C::STAGE, *vs = ks + ATTN_TILE * D;
+		const uint32_t *mb = ld.mb_s + st * ATTN_MAX_ROWS * 2;
+		float sc[2][R];
+#pragma unroll
+		for (int it = 0; it < 2; it++) {
+			const int tok = 8 * warp + 4 * it + grp;
+			float kf[EPL];
+#pragma unroll
+			for (int cc = 0; cc < CPL; cc++) {
+				const uint4 u = *reinterpret_cast<const uint4 *>(ks + attn_sw<D>(tok, li + 8 * cc));
+				attn_unpack8(u, T(), &kf[cc * 8]);
+			}
+#pragma unroll
+			for (int r = 0; r < R; r++) {
+				float d = 0.f;
+#pragma unroll
+				for (int i = 0; i < EPL; i++)
+					d = fmaf(qf[r][i], kf[i], d);
+				d += __shfl_xor_sync(0xffffffffu, d, 1);
+				d += __shfl_xor_sync(0xffffffffu, d, 2);
+				d += __shfl_xor_sync(0xffffffffu, d, 4);
+				bool vis = false;
+				if (er[r] >= 0)
+					vis = (mb[2 * er[r] + (tok >> 5)] >> (tok & 31)) & 1u;
+				sc[it][r] = vis ? d * sl2 : -INFINITY;
+			}
+		}
+		float vf[2][EPL];
+#pragma unroll
+		for (int it = 0; it < 2; it++) {
+			const int tok = 8 * warp + 4 * it + grp;
+#pragma unroll
+			for (int cc = 0; cc < CPL; cc++) {
+				const uint4 u = *reinterpret_cast<const uint4 *>(vs + attn_sw<D>(tok, li + 8 * cc));
+				attn_unpack8(u, T(), &vf[it][cc * 8]);
+			}
+		}
+#pragma unroll
+		for (int r = 0; r < R; r++) {
+			float mx = fmaxf(sc[0][r], sc[1][r]);
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 8));
+			mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 16));
+			const float mn = fmaxf(m[r], mx);
+			const float mu = mn == -INFINITY ? 0.f : mn;
+			const float a = attn_ex2(m[r] - mu);
+			m[r] = mn;
+			const float p0 = attn_ex2(sc[0][r] - mu), p1 = attn_ex2(sc[1][r] - mu);
+			l[r] = l[r] * a + p0 + p1;
+#pragma unroll
+			for (int i = 0; i < EPL; i++)
+				o[r][i] = fmaf(p1, vf[1][i], fmaf(p0, vf[0][i], o[r][i] * a));
+		}
+	}
+
+	// the 4 lane groups hold the same m: sum their l and O, park per warp
+#pragma unroll
+	for (int r = 0; r < R; r++) {
+		l[r] += __shfl_xor_sync(0xffffffffu, l[r], 8);
+		l[r] += __shfl_xor_sync(0xffffffffu, l[r], 16);
+#pragma unroll
+		for (int i = 0; i < EPL; i++) {
+			o[r][i] += __shfl_xor_sync(0xffffffffu, o[r][i], 8);
+			o[r][i] += __shfl_xor_sync(0xffffffffu, o[r][i], 16);
+		}
+	}
+	if (grp == 0) {
+#pragma unroll
+		for (int r = 0; r < R; r++) {
+#pragma unroll
+			for (int cc = 0; cc < CPL; cc++) {
+				float *dst = &mo[(warp * R + r) * C::MS + (li + 8 * cc) * 8];
+				*reinterpret_cast<float4 *>(dst) =
+					make_float4(o[r][cc * 8], o[r][cc * 8 + 1], o[r][cc * 8 + 2], o[r][cc * 8 + 3]);
+				*reinterpret_cast<float4 *>(dst + 4) = make_float4(
+					o[r][cc * 8 + 4], o[r][cc * 8 + 5], o[r][cc * 8 + 6], o[r][cc * 8 + 7]);
+			}
+			if (li == 0) {
+				ml[warp * R + r] = m[r];
+				ml[ATTN_MAX_ROWS + warp * R + r] = l[r];
+			}
+		}
+	}
+	__syncthreads();
+	attn_merge_write<D>(p, sg, mo, ml, ATTN_THREADS / 32, R, n_rows);
+}
+
+// ---- the kernel
+
+template <int D, typename T>
+__global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_kparams p)
+{
+	using C = attn_cfg<D>;
+	extern __shared__ __align__(128) unsigned char attn_smem[];
+	T *kv_s = reinterpret_cast<T *>(attn_smem);
+	uint32_t *mb_s = reinterpret_cast<uint32_t *>(attn_smem + C::SMEM_KV);
+	float *mo = reinterpret_cast<float *>(attn_smem + C::SMEM_KV + C::SMEM_MB);
+	float *ml = mo + ATTN_MAX_ROWS * C::MS;
+
+	/* let the reduction grid launch now; it waits for this grid's end */
+	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+	const int s0 = p.cta_off[blockIdx.x], s1 = p.cta_off[blockIdx.x + 1];
+	if (s0 >= s1)
+		return;
+	attn_loader<D, T> ld;
+	ld.start(p, s0, s1, kv_s, mb_s);
+#pragma unroll 1
+	for (int i = 0; i < C::NS - 1; i++)
+		ld.issue(p);
+#pragma unroll 1
+	for (int s = s0; s < s1; s++) {
+		const attn_seg sg = attn_load_seg(p, s);
+		switch (sg.cls) {
+		case ATTN_CLS_CC:
+			attn_seg_cc<D, T>(p, sg, ld, mo, ml);
+			break;
+		case ATTN_CLS_WR2:
+			attn_seg_mma<D, T, 2>(p, sg, ld, mo, ml);
+			break;
+		case ATTN_CLS_WR4:
+			attn_seg_mma<D, T, 4>(p, sg, ld, mo, ml);
+			break;
+		default:
+			attn_seg_mma<D, T, 8>(p, sg, ld, mo, ml);
+			break;
+		}
+	}
+	attn_cp_async_wait<0>();
+}
+
+// ---- visibility words of the masked segments (once per plan)
+
+static __global__ void attn_bits_kernel(const attn_kparams p, const int32_t *masked)
+{
+	const attn_seg sg = attn_load_seg(p, masked[blockIdx.x]);
+	const int n = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE * sg.ne;
+	for (int i = threadIdx.x; i < n; i += blockDim.x) {
+		const int t = i / sg.ne, e = i - t * sg.ne;
+		p.seg_bits[sg.bits_off + i] = make_uint2(attn_bits(p, sg, e, t * ATTN_TILE),
+							 attn_bits(p, sg, e, t * ATTN_TILE + 32));
+	}
+}
+
+int attn_bits_launch(const attn_kparams *p, const int32_t *masked_segs, int32_t n_masked,
+		     cudaStream_t s, char *err)
+{
+	if (n_masked <= 0)
+		return 0;
+	attn_bits_kernel<<<n_masked, 128, 0, s>>>(*p, masked_segs);
+	CUDA_CHECK_LAUNCH();
+	return 0;
+}
+
+// ---- launcher
+
+template <int D, typename T>
+static int attn_part_launch_t(const attn_kparams *p, int n_cta, cudaStream_t s, char *err)
+{
+	using C = attn_cfg<D>;
+	static bool attr_set = false;
+	if (!attr_set) {
+		CUDA_CHECK(cudaFuncSetAttribute(attn_part_kernel<D, T>,
+						cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM));
+		attr_set = true;
+	}
+	attn_part_kernel<D, T><<<n_cta, ATTN_THREADS, C::SMEM, s>>>(*p);
+	CUDA_CHECK_LAUNCH();
+	return 0;
+}
+
+int attn_part_launch(const attn_kparams *p, int head_dim, enum cuda_dtype t, int n_cta,
+		     cudaStream_t s, char *err)
+{
+	if (n_cta <= 0)
+		return 0;
+	if (head_dim == 128)
+		return t == CUDA_DT_BF16 ? attn_part_launch_t<128, __nv_bfloat16>(p, n_cta, s, err)
+					 : attn_part_launch_t<128, __half>(p, n_cta, s, err);
+	if (head_dim == 64)
+		return t == CUDA_DT_BF16 ? attn_part_launch_t<64, __nv_bfloat16>(p, n_cta, s, err)
+					 : attn_part_launch_t<64, __half>(p, n_cta, s, err);
+	return dt_err(err, "attention: head_dim %d (expected 64 or 128)", head_dim), DT_ERR_UNSUPPORTED;
+}

@@ -1,0 +1,657 @@
+// attn_plan.cu — a treeplan (src/treeplan.h) on the device: the work list of
+// the fused kernel, incremental uploads, and cuda_attn_run().
+//
+// DESIGN
+//   The plan's flat arrays go to the device as they are (runs, entries,
+//   bitmask); each array keeps a host copy of what was last sent, and only
+//   the changed byte span is uploaded again.  A small kernel expands the runs
+//   (page, slot, len) into tok_row, one int per token: the page-table row of
+//   the token (page * n_kv_heads * page_size + slot), so a group's tokens are
+//   tok_row[run_pos[group_run_begin[g]] ..).
+//
+//   Work list of seq / deft-node / deft-flatten:
+//     units    (KV head, group, query tile): a group's entries cut into tiles
+//              of at most 128 / hpk entries (128 rows), near-equal;
+//     cost     per token max(1, rows16 / 100) (bytes vs tensor-core work: a
+//              row costs ~1/100 of a token's K+V load) plus 16 + rows/2 per
+//              unit (prologue, partial write);
+//     split    (all but deft-node) the cost axis is cut into n_cta equal
+//              ranges; each 64-token tile goes to the CTA whose range holds
+//              its midpoint, so long groups (a long prompt, a query's whole
+//              path in seq) are spread over the CTAs -- the balanced split.
+//              deft-node keeps whole nodes (its load imbalance is the point);
+//     pieces   consecutive tiles of one unit in one CTA, cut where full
+//              visibility starts or ends;
+//     merge    within a CTA, a fully visible piece that continues (in
+//              tok_row) a fully visible segment of the same KV head and the
+//              same queries extends it: one partial instead of one per
+//              block, which is what keeps partial traffic small;
+//     slots    one partial slot per (segment, entry), in segment order; the
+//              reduction list of (query, KV head) is its slots in that order.
+//   tree-mask uses the plan's groups directly (attn_tree_mask.cu), one slot
+//   per (entry, KV head).
+#include "config.h"
+
+extern "C" {
+#include "common.h"
+#include "treeplan.h"
+}
+
+#include <algorithm>
+#include <math.h>
+#include <string.h>
+#include <vector>
+
+#include "attn_common.cuh"
+#include "cuda_common.h"
+#include "kernels.h"
+
+#define PLAN_ROW_COST 0.01   /* tensor-core cost of one query row per token, in token loads */
+#define PLAN_UNIT_COST 16.0  /* fixed cost of a unit, in token loads */
+#define PLAN_OPEN_SEGS 16    /* open segments a piece may merge into (per CTA) */
+
+// ---- device arrays with incremental upload
+
+struct dbuf {
+	void *d = nullptr;
+	size_t cap = 0;
+	std::vector<uint8_t> last;
+};
+
+static int dbuf_put(dbuf &b, const void *src, size_t bytes, uint64_t *sent, char *err)
+{
+	if (bytes > b.cap || !b.d) {
+		cudaFree(b.d);
+		b.d = nullptr;
+		size_t cap = std::max<size_t>(bytes + bytes / 2, 256);
+		CUDA_CHECK(cudaMalloc(&b.d, cap));
+		b.cap = cap;
+		b.last.clear();
+	}
+	const uint8_t *s = (const uint8_t *)src;
+	const size_t n = std::min(b.last.size(), bytes);
+	size_t lo = 0;
+	while (lo + 4096 <= n && !memcmp(b.last.data() + lo, s + lo, 4096))
+		lo += 4096;
+	while (lo < n && b.last[lo] == s[lo])
+		lo++;
+	size_t hi = bytes;
+	if (b.last.size() >= bytes) {
+		while (hi > lo + 4096 && !memcmp(b.last.data() + hi - 4096, s + hi - 4096, 4096))
+			hi -= 4096;
+		while (hi > lo && b.last[hi - 1] == s[hi - 1])
+			hi--;
+	}
+	if (hi > lo) {
+		CUDA_CHECK(cudaMemcpy((uint8_t *)b.d + lo, s + lo, hi - lo, cudaMemcpyHostToDevice));
+		*sent += hi - lo;
+	}
+	b.last.assign(s, s + bytes);
+	return 0;
+}
+
+template <typename X> static X *dptr(const dbuf &b)
+{
+	return (X *)b.d;
+}
+
+/* Grows a plain device buffer (contents not kept). */
+static int dgrow(void **p, size_t *cap, size_t bytes, char *err)
+{
+	if (bytes <= *cap && *p)
+		return 0;
+	cudaFree(*p);
+	*p = nullptr;
+	*cap = std::max<size_t>(bytes + bytes / 4, 256);
+	CUDA_CHECK(cudaMalloc(p, *cap));
+	return 0;
+}
+
+// ---- the object
+
+struct cuda_attn {
+	struct cuda_attn_params p;
+	int hpk = 1, n_sm = 1, n_cta = 1;
+	int algo = -1;
+	bool have_plan = false;
+	int32_t n_queries = 0, n_groups = 0, n_entries = 0, n_slots = 0, page_size = 0;
+	int32_t max_group_tokens = 0, max_group_rows = 0, n_cta_used = 0;
+
+	// host work
+	std::vector<int32_t> run_pos, group_tok;
+	std::vector<attn_seg> segs;
+	std::vector<int32_t> cta_off, red_off, red_slot, masked;
+	int32_t n_bits = 0; /* uint2 visibility words of the masked segments */
+	std::vector<int64_t> e_moff;
+
+	// device arrays (incremental)
+	dbuf d_run_page, d_run_slot, d_run_len, d_run_pos;
+	dbuf d_entry_query, d_entry_nvis, d_entry_mask, d_mask;
+	dbuf d_segs, d_cta_off, d_red_off, d_red_slot, d_masked;
+	dbuf d_group_tok, d_group_ntok, d_group_eoff, d_e_moff;
+
+	// device scratch
+	void *tok_row = nullptr, *part_o = nullptr, *part_lse = nullptr, *dmask = nullptr,
+	     *scores = nullptr, *seg_bits = nullptr;
+	size_t tok_row_cap = 0, part_o_cap = 0, part_lse_cap = 0, dmask_cap = 0, scores_cap = 0,
+	       seg_bits_cap = 0;
+
+	struct cuda_attn_stats st;
+};
+
+extern "C" struct cuda_attn_params cuda_attn_default_params(void)
+{
+	struct cuda_attn_params p;
+	memset(&p, 0, sizeof(p));
+	p.n_head = 1;
+	p.n_kv_head = 1;
+	p.head_dim = 128;
+	p.type = CUDA_DT_F16;
+	p.scale = 0.f;
+	p.n_cta = 0;
+	p.cc_max_rows = ATTN_CC_ROWS;
+	p.split = -1;
+	p.merge = 1;
+	return p;
+}
+
+extern "C" void cuda_attn_free(struct cuda_attn *a)
+{
+	if (!a)
+		return;
+	dbuf *bufs[] = { &a->d_run_page,  &a->d_run_slot,   &a->d_run_len,    &a->d_run_pos,
+			 &a->d_entry_query, &a->d_entry_nvis, &a->d_entry_mask, &a->d_mask,
+			 &a->d_segs,      &a->d_cta_off,    &a->d_red_off,    &a->d_red_slot,
+			 &a->d_masked,
+			 &a->d_group_tok, &a->d_group_ntok, &a->d_group_eoff, &a->d_e_moff };
+	for (dbuf *b : bufs)
+		cudaFree(b->d);
+	cudaFree(a->tok_row);
+	cudaFree(a->part_o);
+	cudaFree(a->part_lse);
+	cudaFree(a->dmask);
+	cudaFree(a->scores);
+	cudaFree(a->seg_bits);
+	delete a;
+}
+
+extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, char *err)
+{
+	if (p->n_kv_head < 1 || p->n_head < p->n_kv_head || p->n_head % p->n_kv_head) {
+		dt_err(err, "cuda attention: %d query heads over %d KV heads (expected a multiple)",
+		       p->n_head, p->n_kv_head);
+		return NULL;
+	}
+	if (p->n_head / p->n_kv_head > ATTN_MAX_ROWS) {
+		dt_err(err, "cuda attention: %d query heads per KV head (expected at most %d)",
+		       p->n_head / p->n_kv_head, ATTN_MAX_ROWS);
+		return NULL;
+	}
+	if (p->head_dim != 64 && p->head_dim != 128) {
+		dt_err(err, "cuda attention: head_dim %d (expected 64 or 128)", p->head_dim);
+		return NULL;
+	}
+	if (p->cc_max_rows < 0 || p->cc_max_rows > ATTN_CC_ROWS) {
+		dt_err(err, "cuda attention: cc_max_rows %d (expected 0 .. %d)", p->cc_max_rows,
+		       ATTN_CC_ROWS);
+		return NULL;
+	}
+	int dev = 0, n_sm = 0;
+	if (cudaGetDevice(&dev) != cudaSuccess ||
+	    cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+		cudaGetLastError();
+		dt_err(err, "cuda attention: no CUDA device");
+		return NULL;
+	}
+	struct cuda_attn *a = new cuda_attn();
+	a->p = *p;
+	a->hpk = p->n_head / p->n_kv_head;
+	a->n_sm = n_sm;
+	a->n_cta = p->n_cta > 0 ? p->n_cta : n_sm;
+	memset(&a->st, 0, sizeof(a->st));
+	return a;
+}
+
+extern "C" void cuda_attn_get_stats(const struct cuda_attn *a, struct cuda_attn_stats *st)
+{
+	*st = a->st;
+}
+
+// ---- token rows from runs
+
+static __global__ void plan_expand_kernel(const int32_t *run_page, const int32_t *run_slot,
+					  const int32_t *run_len, const int32_t *run_pos, int32_t n_runs,
+					  int32_t page_rows, int32_t *tok_row)
+{
+	const int r = blockIdx.x * blockDim.x + threadIdx.x;
+	if (r >= n_runs)
+		return;
+	const int32_t base = run_page[r] * page_rows + run_slot[r], pos = run_pos[r];
+	for (int i = 0; i < run_len[r]; i++)
+		tok_row[pos + i] = base + i;
+}
+
+// ---- work list of the fused kernel
+
+struct plan_unit {
+	int32_t g, e0, ne, rows, cls, min_nvis;
+	bool any_mask;
+	double w, fixed;
+};
+
+static int plan_cls(int rows, int cc_max)
+{
+	if (rows <= cc_max)
+		return ATTN_CLS_CC;
+	return rows <= 32 ? ATTN_CLS_WR2 : rows <= 64 ? ATTN_CLS_WR4 : ATTN_CLS_WR8;
+}
+
+static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bool split, bool merge)
+{
+	const int hpk = a->hpk, hkv = a->p.n_kv_head, n_cta = a->n_cta;
+	const int max_e = ATTN_MAX_ROWS / hpk;
+	std::vector<plan_unit> units;
+	double unit_cost = 0;
+	for (int32_t g = 0; g < f->n_groups; g++) {
+		const int32_t eb = f->group_entry_off[g], ne_g = f->group_entry_off[g + 1] - eb;
+		const int n_tiles = (ne_g + max_e - 1) / max_e;
+		for (int k = 0; k < n_tiles; k++) {
+			plan_unit u;
+			u.g = g;
+			u.e0 = eb + (int32_t)(((int64_t)ne_g * k) / n_tiles);
+			const int32_t e1 = eb + (int32_t)(((int64_t)ne_g * (k + 1)) / n_tiles);
+			u.ne = e1 - u.e0;
+			u.rows = u.ne * hpk;
+			u.cls = plan_cls(u.rows, a->p.cc_max_rows);
+			const int rows16 = (u.rows + 15) / 16 * 16;
+			u.w = u.cls == ATTN_CLS_CC ? 1.0 : std::max(1.0, PLAN_ROW_COST * rows16);
+			u.fixed = PLAN_UNIT_COST + 0.5 * u.rows;
+			u.any_mask = false;
+			u.min_nvis = INT32_MAX;
+			for (int32_t e = u.e0; e < e1; e++) {
+				u.any_mask |= f->entry_mask[e] >= 0;
+				u.min_nvis = std::min(u.min_nvis, f->entry_nvis[e]);
+			}
+			unit_cost += u.fixed + u.w * f->group_n_tokens[g];
+			units.push_back(u);
+		}
+	}
+	a->st.n_units = (int32_t)units.size() * hkv;
+	const double total = unit_cost * hkv;
+	const double target = std::max(total / n_cta, 1e-9);
+
+	a->segs.clear();
+	a->cta_off.assign(n_cta + 1, 0);
+	int cur_cta = 0;
+	std::vector<int> open; /* indices into segs of this CTA's mergeable segments */
+	double cum = 0;
+	auto cta_of = [&](double mid) {
+		int c = (int)(mid / target);
+		return std::min(std::max(c, cur_cta), n_cta - 1);
+	};
+	auto same_queries = [&](int32_t ea, int32_t eb, int32_t ne) {
+		if (ea == eb)
+			return true;
+		for (int32_t i = 0; i < ne; i++)
+			if (f->entry_query[ea + i] != f->entry_query[eb + i])
+				return false;
+		return true;
+	};
+	auto add_piece = [&](int cta, int kvh, const plan_unit &u, int32_t t0, int32_t t1, bool full) {
+		if (cta > cur_cta) {
+			for (int c = cur_cta + 1; c <= cta; c++)
+				a->cta_off[c] = (int32_t)a->segs.size();
+			cur_cta = cta;
+			open.clear();
+		}
+		const int32_t tok_off = a->group_tok[u.g] + t0;
+		if (full && merge) {
+			for (int i = (int)open.size() - 1; i >= 0; i--) {
+				attn_seg &s = a->segs[open[i]];
+				if (s.kvh == kvh && s.ne == u.ne && s.tok_off + s.n_tok == tok_off &&
+				    same_queries(s.entry0, u.e0, u.ne)) {
+					s.n_tok += t1 - t0;
+					return;
+				}
+			}
+		}
+		attn_seg s;
+		s.tok_off = tok_off;
+		s.n_tok = t1 - t0;
+		s.entry0 = u.e0;
+		s.ne = u.ne;
+		s.kvh = kvh;
+		s.gtok0 = full ? -1 : t0;
+		s.slot0 = 0;
+		s.cls = u.cls;
+		s.bits_off = -1;
+		s.pad[0] = s.pad[1] = s.pad[2] = 0;
+		a->segs.push_back(s);
+		if (full) {
+			open.push_back((int)a->segs.size() - 1);
+			if (open.size() > PLAN_OPEN_SEGS)
+				open.erase(open.begin());
+		}
+	};
+
+	for (int kvh = 0; kvh < hkv; kvh++) {
+		for (const plan_unit &u : units) {
+			const int32_t n = f->group_n_tokens[u.g];
+			if (!split) {
+				const double c = u.fixed + u.w * n;
+				add_piece(cta_of(cum + 0.5 * c), kvh, u, 0, n, !u.any_mask && u.min_nvis >= n);
+				cum += c;
+				continue;
+			}
+			int32_t p0 = 0;
+			int p_cta = -1;
+			bool p_full = false;
+			for (int32_t t0 = 0; t0 < n; t0 += ATTN_TILE) {
+				const int32_t t1 = std::min(n, t0 + ATTN_TILE);
+				const double c = u.w * (t1 - t0) + (t0 == 0 ? u.fixed : 0.0);
+				const int cta = cta_of(cum + 0.5 * c);
+				const bool full = !u.any_mask && t1 <= u.min_nvis;
+				if (t0 > 0 && (cta != p_cta || full != p_full)) {
+					add_piece(p_cta, kvh, u, p0, t0, p_full);
+					p0 = t0;
+				}
+				p_cta = cta;
+				p_full = full;
+				cum += c;
+			}
+			add_piece(p_cta, kvh, u, p0, n, p_full);
+		}
+	}
+	for (int c = cur_cta + 1; c <= n_cta; c++)
+		a->cta_off[c] = (int32_t)a->segs.size();
+
+	// slots, reduction lists, statistics
+	int32_t slot = 0;
+	a->masked.clear();
+	a->n_bits = 0;
+	std::vector<double> cta_cost(n_cta, 0.0);
+	a->st.n_cc_segments = 0;
+	a->st.kv_bytes = 0;
+	a->n_cta_used = 0;
+	for (int c = 0; c < n_cta; c++) {
+		for (int32_t i = a->cta_off[c]; i < a->cta_off[c + 1]; i++) {
+			attn_seg &s = a->segs[i];
+			s.slot0 = slot;
+			slot += s.ne;
+			if (s.gtok0 >= 0) {
+				s.bits_off = a->n_bits;
+				a->n_bits += (s.n_tok + ATTN_TILE - 1) / ATTN_TILE * s.ne;
+				a->masked.push_back(i);
+			}
+			const int rows16 = (s.ne * hpk + 15) / 16 * 16;
+			const double w = s.cls == ATTN_CLS_CC ? 1.0 : std::max(1.0, PLAN_ROW_COST * rows16);
+			cta_cost[c] += PLAN_UNIT_COST + 0.5 * s.ne * hpk + w * s.n_tok;
+			a->st.n_cc_segments += s.cls == ATTN_CLS_CC;
+			a->st.kv_bytes += (uint64_t)s.n_tok * a->p.head_dim * 2 * 2;
+		}
+		if (a->cta_off[c + 1] > a->cta_off[c])
+			a->n_cta_used = c + 1;
+	}
+	a->n_slots = slot;
+	const int nkey = f->n_queries * hkv;
+	a->red_off.assign(nkey + 1, 0);
+	auto sees = [&](const attn_seg &s, int i) {
+		return s.gtok0 < 0 || f->entry_nvis[s.entry0 + i] > s.gtok0;
+	};
+	for (const attn_seg &s : a->segs)
+		for (int i = 0; i < s.ne; i++)
+			if (sees(s, i))
+				a->red_off[f->entry_query[s.entry0 + i] * hkv + s.kvh + 1]++;
+	for (int k = 0; k < nkey; k++)
+		a->red_off[k + 1] += a->red_off[k];
+	a->red_slot.assign(a->red_off[nkey], 0);
+	std::vector<int32_t> cur(a->red_off.begin(), a->red_off.end() - 1);
+	for (const attn_seg &s : a->segs)
+		for (int i = 0; i < s.ne; i++)
+			if (sees(s, i))
+				a->red_slot[cur[f->entry_query[s.entry0 + i] * hkv + s.kvh]++] = s.slot0 + i;
+
+	a->st.n_segments = (int32_t)a->segs.size();
+	a->st.n_slots = a->n_slots;
+	a->st.n_cta_used = a->n_cta_used;
+	double mx = 0, sum = 0;
+	for (double c : cta_cost) {
+		mx = std::max(mx, c);
+		sum += c;
+	}
+	a->st.cost_max = mx;
+	a->st.cost_mean = sum / n_cta;
+	a->st.partial_bytes = (uint64_t)a->n_slots * hpk * (a->p.head_dim + 1) * 4 * 2;
+	a->st.scratch_bytes = 0;
+}
+
+static void plan_tree_mask(struct cuda_attn *a, const struct treeplan_flat *f)
+{
+	const int hkv = a->p.n_kv_head, hpk = a->hpk;
+	a->e_moff.assign(f->n_entries + 1, 0);
+	a->max_group_rows = 0;
+	for (int32_t g = 0; g < f->n_groups; g++) {
+		a->max_group_rows = std::max(a->max_group_rows,
+					     (f->group_entry_off[g + 1] - f->group_entry_off[g]) * hpk);
+		for (int32_t e = f->group_entry_off[g]; e < f->group_entry_off[g + 1]; e++)
+			a->e_moff[e + 1] = a->e_moff[e] + f->group_n_tokens[g];
+	}
+	const int nkey = f->n_queries * hkv;
+	a->red_off.assign(nkey + 1, 0);
+	a->red_slot.clear();
+	for (int32_t q = 0; q < f->n_queries; q++)
+		for (int kvh = 0; kvh < hkv; kvh++) {
+			for (int32_t i = f->red_off[q]; i < f->red_off[q + 1]; i++)
+				a->red_slot.push_back(f->red_entry[i] * hkv + kvh);
+			a->red_off[q * hkv + kvh + 1] = (int32_t)a->red_slot.size();
+		}
+	a->n_slots = f->n_entries * hkv;
+	a->segs.clear();
+	a->st.n_units = f->n_groups * hkv;
+	a->st.n_segments = 0;
+	a->st.n_slots = a->n_slots;
+	a->st.n_cta_used = 0;
+	a->st.n_cc_segments = 0;
+	a->st.cost_max = a->st.cost_mean = 0;
+	uint64_t kv = 0;
+	for (int32_t g = 0; g < f->n_groups; g++)
+		kv += (uint64_t)f->group_n_tokens[g] * hkv * a->p.head_dim * 2 * 2;
+	a->st.kv_bytes = kv;
+	a->st.partial_bytes = (uint64_t)a->n_slots * hpk * (a->p.head_dim + 1) * 4 * 2;
+	const uint64_t cells = (uint64_t)a->e_moff[f->n_entries];
+	a->st.scratch_bytes = cells * 2 + cells * a->p.n_head * 2 * 4;
+}
+
+extern "C" int cuda_attn_set_plan(struct cuda_attn *a, const struct treeplan_flat *f, int algo,
+				  char *err)
+{
+	const double t0 = dt_now_s();
+	if (algo < 0 || algo >= TREEPLAN_N_ALGO)
+		return dt_err(err, "cuda attention: algorithm %d (expected 0 .. %d)", algo,
+			      TREEPLAN_N_ALGO - 1),
+		       DT_ERR_ARG;
+	uint64_t sent = 0;
+	a->algo = algo;
+	a->n_queries = f->n_queries;
+	a->n_groups = f->n_groups;
+	a->n_entries = f->n_entries;
+	a->page_size = f->page_size;
+	a->max_group_tokens = f->max_group_tokens;
+
+	// runs -> token rows
+	a->run_pos.assign(f->n_runs + 1, 0);
+	for (int32_t r = 0; r < f->n_runs; r++)
+		a->run_pos[r + 1] = a->run_pos[r] + f->run_len[r];
+	a->group_tok.resize(f->n_groups);
+	for (int32_t g = 0; g < f->n_groups; g++)
+		a->group_tok[g] = a->run_pos[f->group_run_begin[g]];
+	const size_t nr = (size_t)f->n_runs * 4;
+	int rc = 0;
+	rc = rc ? rc : dbuf_put(a->d_run_page, f->run_page, nr, &sent, err);
+	rc = rc ? rc : dbuf_put(a->d_run_slot, f->run_slot, nr, &sent, err);
+	rc = rc ? rc : dbuf_put(a->d_run_len, f->run_len, nr, &sent, err);
+	rc = rc ? rc : dbuf_put(a->d_run_pos, a->run_pos.data(), nr, &sent, err);
+	rc = rc ? rc : dgrow(&a->tok_row, &a->tok_row_cap, (size_t)a->run_pos[f->n_runs] * 4 + 4, err);
+	if (rc)
+		return rc;
+	if (f->n_runs > 0) {
+		plan_expand_kernel<<<(f->n_runs + 127) / 128, 128>>>(
+			dptr<int32_t>(a->d_run_page), dptr<int32_t>(a->d_run_slot),
+			dptr<int32_t>(a->d_run_len), dptr<int32_t>(a->d_run_pos), f->n_runs,
+			a->p.n_kv_head * f->page_size, (int32_t *)a->tok_row);
+		CUDA_CHECK_LAUNCH();
+	}
+
+	// entries and bitmask
+	const size_t ne = (size_t)f->n_entries * 4;
+	rc = rc ? rc : dbuf_put(a->d_entry_query, f->entry_query, ne, &sent, err);
+	rc = rc ? rc : dbuf_put(a->d_entry_nvis, f->entry_nvis, ne, &sent, err);
+	rc = rc ? rc : dbuf_put(a->d_entry_mask, f->entry_mask, ne, &sent, err);
+	rc = rc ? rc : dbuf_put(a->d_mask, f->mask, (size_t)f->n_mask_words * 4, &sent, err);
+	if (rc)
+		return rc;
+
+	if (algo == TREEPLAN_TREE_MASK) {
+		plan_tree_mask(a, f);
+		rc = rc ? rc : dbuf_put(a->d_group_tok, a->group_tok.data(), (size_t)f->n_groups * 4, &sent, err);
+		rc = rc ? rc : dbuf_put(a->d_group_ntok, f->group_n_tokens, (size_t)f->n_groups * 4, &sent, err);
+		rc = rc ? rc : dbuf_put(a->d_group_eoff, f->group_entry_off, (size_t)(f->n_groups + 1) * 4, &sent, err);
+		rc = rc ? rc : dbuf_put(a->d_e_moff, a->e_moff.data(), a->e_moff.size() * 8, &sent, err);
+		const size_t cells = (size_t)a->e_moff[f->n_entries];
+		rc = rc ? rc : dgrow(&a->dmask, &a->dmask_cap, cells * 2 + 16, err);
+		rc = rc ? rc : dgrow(&a->scores, &a->scores_cap, cells * a->p.n_head * 2 + 16, err);
+		if (rc)
+			return rc;
+	} else {
+		const bool split = a->p.split < 0 ? algo != TREEPLAN_DEFT_NODE : a->p.split != 0;
+		plan_segments(a, f, split, a->p.merge != 0);
+		rc = rc ? rc : dbuf_put(a->d_segs, a->segs.data(), a->segs.size() * sizeof(attn_seg), &sent, err);
+		rc = rc ? rc : dbuf_put(a->d_cta_off, a->cta_off.data(), a->cta_off.size() * 4, &sent, err);
+		rc = rc ? rc : dbuf_put(a->d_masked, a->masked.data(), a->masked.size() * 4, &sent, err);
+		rc = rc ? rc : dgrow(&a->seg_bits, &a->seg_bits_cap, (size_t)a->n_bits * 8 + 16, err);
+		if (rc)
+			return rc;
+		attn_kparams bp;
+		memset(&bp, 0, sizeof(bp));
+		bp.segs = dptr<attn_seg>(a->d_segs);
+		bp.entry_query = dptr<int32_t>(a->d_entry_query);
+		bp.entry_nvis = dptr<int32_t>(a->d_entry_nvis);
+		bp.entry_mask = dptr<int32_t>(a->d_entry_mask);
+		bp.mask = dptr<uint32_t>(a->d_mask);
+		bp.seg_bits = (uint2 *)a->seg_bits;
+		rc = attn_bits_launch(&bp, dptr<int32_t>(a->d_masked), (int32_t)a->masked.size(), 0, err);
+	}
+	rc = rc ? rc : dbuf_put(a->d_red_off, a->red_off.data(), a->red_off.size() * 4, &sent, err);
+	rc = rc ? rc : dbuf_put(a->d_red_slot, a->red_slot.data(), a->red_slot.size() * 4, &sent, err);
+	const size_t rows = (size_t)a->n_slots * a->hpk;
+	rc = rc ? rc : dgrow(&a->part_o, &a->part_o_cap, rows * a->p.head_dim * 4 + 16, err);
+	rc = rc ? rc : dgrow(&a->part_lse, &a->part_lse_cap, rows * 4 + 16, err);
+	if (rc)
+		return rc;
+	if (algo == TREEPLAN_TREE_MASK && f->n_entries > 0) {
+		attn_tmparams tp;
+		memset(&tp, 0, sizeof(tp));
+		tp.entry_nvis = dptr<int32_t>(a->d_entry_nvis);
+		tp.entry_mask = dptr<int32_t>(a->d_entry_mask);
+		tp.mask = dptr<uint32_t>(a->d_mask);
+		tp.entry_moff = dptr<int64_t>(a->d_e_moff);
+		tp.dmask = a->dmask;
+		tp.n_entries = f->n_entries;
+		rc = attn_tm_build_mask(&tp, a->p.type, 0, err);
+		if (rc)
+			return rc;
+	}
+	a->have_plan = true;
+	a->st.upload_bytes = sent;
+	a->st.upload_total += sent;
+	a->st.build_s = dt_now_s() - t0;
+	return 0;
+}
+
+// ---- one layer
+
+extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int32_t layer,
+			     int32_t copy, const void *q, float *out, char *err)
+{
+	const struct cuda_kv_params *kp = cuda_kv_params(kv);
+	if (!a->have_plan)
+		return dt_err(err, "cuda attention: no plan"), DT_ERR_ARG;
+	if (kp->n_kv_heads != a->p.n_kv_head || kp->head_dim != a->p.head_dim ||
+	    kp->type != a->p.type || kp->page_size != a->page_size)
+		return dt_err(err, "cuda attention: KV mirror (kv heads %d, head dim %d, %s, page %d) "
+				   "does not match (expected %d, %d, %s, %d)",
+			      kp->n_kv_heads, kp->head_dim, cuda_dtype_name(kp->type), kp->page_size,
+			      a->p.n_kv_head, a->p.head_dim, cuda_dtype_name(a->p.type), a->page_size),
+		       DT_ERR_ARG;
+	if (layer < 0 || layer >= kp->n_layer || copy < 0 || copy >= kp->n_copies)
+		return dt_err(err, "cuda attention: layer %d / copy %d out of range", layer, copy),
+		       DT_ERR_ARG;
+	if (a->n_queries == 0)
+		return 0;
+	const float scale = a->p.scale > 0.f ? a->p.scale : 1.0f / sqrtf((float)a->p.head_dim);
+	int rc;
+	if (a->algo == TREEPLAN_TREE_MASK) {
+		attn_tmparams tp;
+		memset(&tp, 0, sizeof(tp));
+		tp.k = cuda_kv_k_ptr(kv, copy, layer);
+		tp.v = cuda_kv_v_ptr(kv, copy, layer);
+		tp.tok_row = (const int32_t *)a->tok_row;
+		tp.q = q;
+		tp.group_tok = dptr<int32_t>(a->d_group_tok);
+		tp.group_ntok = dptr<int32_t>(a->d_group_ntok);
+		tp.group_eoff = dptr<int32_t>(a->d_group_eoff);
+		tp.entry_query = dptr<int32_t>(a->d_entry_query);
+		tp.entry_nvis = dptr<int32_t>(a->d_entry_nvis);
+		tp.entry_mask = dptr<int32_t>(a->d_entry_mask);
+		tp.mask = dptr<uint32_t>(a->d_mask);
+		tp.entry_moff = dptr<int64_t>(a->d_e_moff);
+		tp.dmask = a->dmask;
+		tp.scores = a->scores;
+		tp.part_o = (float *)a->part_o;
+		tp.part_lse = (float *)a->part_lse;
+		tp.n_groups = a->n_groups;
+		tp.n_entries = a->n_entries;
+		tp.max_group_tokens = a->max_group_tokens;
+		tp.max_group_rows = a->max_group_rows;
+		tp.n_head = a->p.n_head;
+		tp.n_kv_head = a->p.n_kv_head;
+		tp.hpk = a->hpk;
+		tp.page_size = a->page_size;
+		tp.scale = scale;
+		rc = attn_tm_launch(&tp, a->p.head_dim, a->p.type, 0, err);
+	} else {
+		attn_kparams kp2;
+		memset(&kp2, 0, sizeof(kp2));
+		kp2.k = cuda_kv_k_ptr(kv, copy, layer);
+		kp2.v = cuda_kv_v_ptr(kv, copy, layer);
+		kp2.tok_row = (const int32_t *)a->tok_row;
+		kp2.q = q;
+		kp2.segs = dptr<attn_seg>(a->d_segs);
+		kp2.cta_off = dptr<int32_t>(a->d_cta_off);
+		kp2.entry_query = dptr<int32_t>(a->d_entry_query);
+		kp2.entry_nvis = dptr<int32_t>(a->d_entry_nvis);
+		kp2.entry_mask = dptr<int32_t>(a->d_entry_mask);
+		kp2.mask = dptr<uint32_t>(a->d_mask);
+		kp2.seg_bits = (uint2 *)a->seg_bits;
+		kp2.part_o = (float *)a->part_o;
+		kp2.part_lse = (float *)a->part_lse;
+		kp2.n_head = a->p.n_head;
+		kp2.hpk = a->hpk;
+		kp2.page_size = a->page_size;
+		kp2.scale_log2 = scale * 1.4426950408889634f;
+		rc = attn_part_launch(&kp2, a->p.head_dim, a->p.type, a->n_cta_used, 0, err);
+	}
+	if (rc)
+		return rc;
+	attn_rparams rp;
+	rp.part_o = (const float *)a->part_o;
+	rp.part_lse = (const float *)a->part_lse;
+	rp.red_off = dptr<int32_t>(a->d_red_off);
+	rp.red_slot = dptr<int32_t>(a->d_red_slot);
+	rp.out = out;
+	rp.n_queries = a->n_queries;
+	rp.n_head = a->p.n_head;
+	rp.n_kv_head = a->p.n_kv_head;
+	rp.hpk = a->hpk;
+	return attn_reduce_launch(&rp, a->p.head_dim, 0, err);
+}

@@ -1,0 +1,168 @@
+#!/bin/bash
+# tools/gpu_run.sh — one call on the GPU machine: build for sm_90, the CUDA
+# attention tests, compute-sanitizer (memcheck, racecheck) on them, and
+# `bench attn` with the PyTorch peers.  Logs go to $OUT (at most 8 files:
+# env.txt build.log ptxas.txt test.log memcheck.log racecheck.log bench.log
+# bench_attn.json).
+#
+# Run from the repository root, with the generated autotools files and
+# .devcarry/ carried (see kernels/NOTES.md):
+#   STAGES=build,test,memcheck,racecheck,bench CASES=perf PEER=1 tools/gpu_run.sh
+# Each stage has its own time limit (T_TEST, T_SAN, T_BENCH seconds).
+# The machine has no curses/readline headers (--disable-tui) and maybe no
+# jansson: then the carried .devcarry/debs are unpacked into /tmp/jroot.
+# Only what the attention needs is built (the CUDA library, a few engine
+# objects, the test, and bench_attn.c as a standalone program), so a broken
+# file elsewhere in the tree does not stop the measurement.
+set -u
+SRC=$(pwd)
+OUT=${OUT:-/tmp/gpu_out}
+mkdir -p "$OUT"
+STAGES=${STAGES:-build,test,memcheck,racecheck,bench}
+CASES=${CASES:-all}
+PEER=${PEER:-1}
+T_TEST=${T_TEST:-240}
+T_SAN=${T_SAN:-150}
+T_BENCH=${T_BENCH:-300}
+B=/tmp/dt-build
+has() { case ",$STAGES," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+stamp() { echo "== $(date +%T) $*"; }
+
+{
+	stamp env
+	nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,clocks.mem,power.draw --format=csv
+	nvcc --version | tail -2
+	gcc --version | head -1
+	for t in autoreconf compute-sanitizer ncu python3 cuobjdump; do printf '%s: %s\n' $t "$(command -v $t)"; done
+	ls -la /usr/include/jansson.h 2>&1
+	ls -d /usr/local/cuda* 2>&1
+} >"$OUT/env.txt" 2>&1
+
+# ---- build
+XCPP=
+XLD=
+if [ ! -f /usr/include/jansson.h ]; then
+	J=/tmp/jroot
+	mkdir -p $J
+	for f in "$SRC"/.devcarry/debs/*.deb; do dpkg -x "$f" $J; done
+	XCPP="-I$J/usr/include"
+	XLD="-L$J/usr/lib/x86_64-linux-gnu -Wl,-rpath,$J/usr/lib/x86_64-linux-gnu"
+	echo "jansson from .devcarry/debs in $J" >>"$OUT/env.txt"
+fi
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+CUDA_LIB=$CUDA_HOME/lib64
+[ -d $CUDA_HOME/targets/x86_64-linux/lib ] && CUDA_LIB=$CUDA_HOME/targets/x86_64-linux/lib
+LIBS="$XLD -L$CUDA_LIB -Wl,-rpath,$CUDA_LIB -lcudart -lcublas -lstdc++ -ljansson -lm -lpthread"
+CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -I$B -I$SRC/src -I$SRC/kernels $XCPP"
+
+if has build; then
+	{
+		stamp configure
+		# the carried generated files must look newer than their sources
+		touch "$SRC/aclocal.m4"
+		sleep 1
+		touch "$SRC/configure" "$SRC/config.h.in" "$SRC/Makefile.in"
+		mkdir -p $B && cd $B || exit 1
+		if [ -n "$XCPP" ]; then
+			"$SRC/configure" -q --disable-tui CPPFLAGS="$XCPP" LDFLAGS="$XLD" PKG_CONFIG=/bin/false
+		else
+			"$SRC/configure" -q --disable-tui
+		fi
+		grep -E "define HAVE_CUDA" config.h
+		stamp "make libdeftree_cuda.a"
+		make -j16 libdeftree_cuda.a || echo "BUILD FAILED: libdeftree_cuda.a"
+		stamp "engine objects, test, bench"
+		mkdir -p fb
+		for f in common kvpool tree treeplan cpu_tree_attn threadpool workload; do
+			gcc $CFLAGS -c "$SRC/src/$f.c" -o fb/$f.o &
+		done
+		gcc $CFLAGS -c "$SRC/tests/test_cuda_attn.c" -o fb/test_cuda_attn.o &
+		gcc $CFLAGS -Dbench_attn_main=main -c "$SRC/src/bench_attn.c" -o fb/bench_attn.o &
+		wait
+		ENG="fb/common.o fb/kvpool.o fb/tree.o fb/treeplan.o fb/cpu_tree_attn.o fb/threadpool.o fb/workload.o"
+		gcc -o test_cuda_attn fb/test_cuda_attn.o $ENG libdeftree_cuda.a $LIBS || echo "BUILD FAILED: test"
+		gcc -o bench_attn fb/bench_attn.o $ENG libdeftree_cuda.a $LIBS || echo "BUILD FAILED: bench"
+		ls -la test_cuda_attn bench_attn libdeftree_cuda.a
+		stamp "full tree (informative: deftree bench attn)"
+		timeout 120 make -k -j16 deftree >/dev/null 2>full.log && echo "deftree built" ||
+			{ echo "deftree not built (other files):"; grep -m5 -E "error|Error" full.log; }
+	} >"$OUT/build.log" 2>&1
+	{
+		cd "$SRC/kernels" &&
+			nvcc -std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -I$B -I$SRC/src -I. -Xptxas -v \
+				-c attn_deft_flatten.cu -o /tmp/attn_df.o 2>&1 | grep -E "Compiling|registers|spill|smem"
+		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "HMMA" | sed 's/^/HMMA instructions: /'
+		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "LDGSTS" | sed 's/^/LDGSTS (cp.async) instructions: /'
+		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "LDSM" | sed 's/^/LDSM (ldmatrix) instructions: /'
+		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "\bLDL|\bSTL" | sed 's/^/local memory instructions: /'
+	} >"$OUT/ptxas.txt" 2>&1
+fi
+cd $B || exit 1
+export DT_TOP_SRCDIR="$SRC"
+SEED=${DT_SEED:-$(date +%s)}
+
+if has test; then
+	{
+		stamp "test_cuda_attn seed $SEED"
+		DT_SEED=$SEED timeout $T_TEST ./test_cuda_attn
+		echo "exit $?"
+	} >"$OUT/test.log" 2>&1
+fi
+if has memcheck; then
+	{
+		stamp "memcheck (quick) seed $SEED"
+		DT_SEED=$SEED DT_TEST_QUICK=1 timeout $T_SAN compute-sanitizer --tool memcheck --error-exitcode 3 \
+			./test_cuda_attn
+		echo "exit $?"
+	} >"$OUT/memcheck.log" 2>&1
+fi
+if has racecheck; then
+	{
+		stamp "racecheck (quick) seed $SEED"
+		DT_SEED=$SEED DT_TEST_QUICK=1 timeout $T_SAN compute-sanitizer --tool racecheck --error-exitcode 3 \
+			./test_cuda_attn
+		echo "exit $?"
+	} >"$OUT/racecheck.log" 2>&1
+fi
+if has bench; then
+	PEER_ARG=
+	[ "$PEER" = 1 ] && PEER_ARG="--peer $SRC/.devcarry/torch_tree_baselines.py"
+	{
+		stamp "bench attn --cases $CASES"
+		PYTHONUNBUFFERED=1 timeout $T_BENCH ./bench_attn --cases "$CASES" --json "$OUT/bench_attn.json" \
+			--workloads "$SRC/.devcarry/workloads" $PEER_ARG
+		echo "exit $?"
+	} >"$OUT/bench.log" 2>&1
+fi
+if has exp; then
+	# experiments of the current optimization step (kernels/NOTES.md)
+	{
+		stamp "exp: L2-resident inputs (1 copy) vs rotation"
+		timeout 120 ./bench_attn --cases single-l3,spec-t32-l3,fewshot-l3,spec256-l3,wide256-l3 \
+			--algos deft-flatten --copies 1 | tail -8
+		stamp "exp: tensor cores only (--cc 0)"
+		timeout 120 ./bench_attn --cases single-l3,fewshot-l3,fewshot-l2,long32k-l3,docmerge-l2 \
+			--algos deft-flatten --cc 0 | tail -8
+		echo "exit $?"
+	} >"$OUT/exp.log" 2>&1
+fi
+if has ncu; then
+	{
+		for c in spec256-l3 single-l3 fewshot-l2; do
+			stamp "ncu $c"
+			timeout 100 ncu --clock-control none --kernel-name regex:attn_part_kernel --launch-skip 4 \
+				--launch-count 1 --section SpeedOfLight --section WarpStateStats \
+				--section SchedulerStats --section Occupancy --section LaunchStats \
+				--section MemoryWorkloadAnalysis --section InstructionStats \
+				./bench_attn --cases $c --algos deft-flatten --reps 10 --copies 4 2>&1 |
+				grep -vE "^==PROF==|^  *-+ *$" | grep -A400 "attn_part_kernel" | head -150
+		done
+		echo "exit $?"
+	} >"$OUT/ncu.log" 2>&1
+fi
+stamp done
+for f in test memcheck racecheck exp bench; do
+	[ -f "$OUT/$f.log" ] && { echo "---- $f"; grep -E "^not ok|exit |ERROR SUMMARY|RACECHECK SUMMARY|FAILED|^# " "$OUT/$f.log" | head -20; }
+done
+[ -f "$OUT/bench.log" ] && tail -45 "$OUT/bench.log"
+exit 0
