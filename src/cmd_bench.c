@@ -35,6 +35,8 @@
 
 int cmd_bench(int argc, char **argv);
 int bench_cpu(int argc, char **argv);
+int bench_tree_main(int argc, char **argv); /* src/bench_tree.c */
+int bench_attn_main(int argc, char **argv); /* src/bench_attn.c */
 
 static const struct bench_sub {
 	const char *name;
@@ -43,6 +45,8 @@ static const struct bench_sub {
 } bench_subs[] = {
 	/* BENCH SUBCOMMANDS: one line each */
 	{ "cpu", bench_cpu, "prompt and generation tokens/s on the CPU, beside llama.cpp" },
+	{ "tree", bench_tree_main, "tree decoding on the CPU: attention and step time per algorithm" },
+	{ "attn", bench_attn_main, "GPU tree attention per algorithm vs the floor and the PyTorch peers" },
 };
 
 static void bench_usage(FILE *f)

@@ -4,17 +4,26 @@
  *
  * DESIGN
  *   Work item i = (group g, KV head hk), handed out by an atomic counter so
- *   that uneven groups (deft-node's root) balance over the threads.  For each
- *   tile of TILE keys of the group: gather the tile's key/value row pointers
- *   from the runs (padding to a multiple of 8 with a zero row), then for every
- *   entry that sees part of the tile and every query head of hk:
- *       s = scale * q.k  (tokens the entry does not see: -inf)
- *       online softmax: m' = max(m, max s), alpha = exp(m - m'),
- *       l = alpha l + sum exp(s - m'), acc = alpha acc + sum exp(s - m') v.
- *   acc lives in the entry's partial row; at the end out_e = acc / l and
- *   lse_e = m + log l.  Then every query merges its entries (treeplan.h).
- *   The three inner kernels (q.k over 8 keys, exp over a tile, p.V into acc)
- *   have an AVX2+FMA version (runtime dispatch) and a portable one.
+ *   that uneven groups (deft-node's root) balance over the threads.  Three
+ *   passes per layer:
+ *     1. max: for every entry (a query's share of a group) and query head,
+ *        the largest visible score s = scale * q.k; then per query the max M
+ *        over its entries.  A max does not depend on how keys are grouped.
+ *     2. sums: p = exp(s - M) for every visible key (fp32, the same function
+ *        for every key, so p is the same number whatever group or SIMD lane
+ *        the key lands in), l_e = sum p and acc_e = sum p v accumulated in
+ *        double.
+ *     3. reduction: out = sum_e acc_e / sum_e l_e in double, rounded once.
+ *   Why not one online-softmax pass with a running max: its rescaling makes
+ *   each result depend on the grouping, so the same branch would get slightly
+ *   different attention under deft-flatten in a tree than alone, and the
+ *   model's q8 activation rounding turns 1e-7 differences into different
+ *   tokens.  With a shared max and double sums, the algorithms agree to the
+ *   last fp32 bit except where double rounding order (~1e-16) straddles a
+ *   float boundary, which the next matmul's q8 rounding almost always absorbs.
+ *   The price is computing q.k twice.  The inner kernels (q.k over 8 keys,
+ *   exp over a tile, p.V into a double accumulator) have an AVX2+FMA version
+ *   (runtime dispatch) and a portable one.
  */
 #include "config.h"
 
@@ -44,15 +53,14 @@
 _Static_assert(TILE == 32, "a tile's visibility is one 32-bit word");
 
 struct kernels {
-	/* s[0..n8) = scale * q . kp[j], n8 a multiple of 8 */
+	/* s[0..n8) = scale * q . kp[j], n8 a multiple of 8; each key's dot is
+	 * computed the same way whatever its position j */
 	void (*qk)(const float *q, const float *const *kp, int n8, int d, float scale, float *s);
-	/* Online softmax over one tile: token j < n8 is visible iff bit j of vis.
-	 * With m, l the row's running max and sum: p[j] = exp(s[j] - m') (0 when
-	 * not visible), m' = max(m, max visible s), *alpha = exp(m - m'),
-	 * l' = alpha l + sum p.  Updates *m, *l.  vis != 0. */
-	void (*softmax)(const float *s, uint32_t vis, int n8, float *m, float *l, float *p, float *alpha);
-	/* acc[0..d) = alpha * acc + sum_j p[j] vp[j][0..d) over j < n */
-	void (*pv)(float *acc, float alpha, const float *p, const float *const *vp, int n, int d);
+	/* p[j] = exp(s[j] - mx) for visible j (bit j of vis), else 0, j < n8;
+	 * returns sum p in double, summed in j order */
+	double (*expsum)(const float *s, uint32_t vis, int n8, float mx, float *p);
+	/* acc[0..d) += sum_j p[j] vp[j][0..d) over j < n, in double */
+	void (*pv)(double *acc, const float *p, const float *const *vp, int n, int d);
 };
 
 struct cpu_tree_attn {
@@ -61,8 +69,9 @@ struct cpu_tree_attn {
 	struct kernels k;
 	const char *kname;
 	float *zero;   /* (head_dim) padding row */
-	float *part;   /* (cap_e, n_head, head_dim) partial outputs */
-	float *m, *l;  /* (cap_e, n_head) running max / sum; m holds the lse at the end */
+	double *part;  /* (cap_e, n_head, head_dim) partial sums of p v */
+	float *m;      /* (cap_e, n_head) entry max, then the query's max M */
+	double *l;     /* (cap_e, n_head) partial sums of p */
 	int32_t cap_e;
 };
 
@@ -86,36 +95,34 @@ static void qk_portable(const float *q, const float *const *kp, int n8, int d, f
 	}
 }
 
-static void softmax_portable(const float *s, uint32_t vis, int n8, float *m, float *l, float *p,
-			     float *alpha)
+static float tilemax(const float *s, uint32_t vis, int n8)
 {
 	float mx = -INFINITY;
 	for (int j = 0; j < n8; j++)
 		if (vis >> j & 1)
 			mx = s[j] > mx ? s[j] : mx;
-	float m_new = *m > mx ? *m : mx;
-	*alpha = *m == -INFINITY ? 0.0f : expf(*m - m_new);
-	float sum = 0.0f;
-	for (int j = 0; j < n8; j++) {
-		p[j] = vis >> j & 1 ? expf(s[j] - m_new) : 0.0f;
-		sum += p[j];
-	}
-	*l = *l * *alpha + sum;
-	*m = m_new;
+	return mx;
 }
 
-static void pv_portable(float *acc, float alpha, const float *p, const float *const *vp, int n, int d)
+static double expsum_portable(const float *s, uint32_t vis, int n8, float mx, float *p)
 {
-	if (alpha != 1.0f)
-		for (int i = 0; i < d; i++)
-			acc[i] *= alpha;
+	double sum = 0.0;
+	for (int j = 0; j < n8; j++) {
+		p[j] = vis >> j & 1 ? expf(s[j] - mx) : 0.0f;
+		sum += p[j];
+	}
+	return sum;
+}
+
+static void pv_portable(double *acc, const float *p, const float *const *vp, int n, int d)
+{
 	for (int j = 0; j < n; j++) {
-		const float pj = p[j];
+		const double pj = p[j];
 		const float *v = vp[j];
-		if (pj == 0.0f)
+		if (pj == 0.0)
 			continue;
 		for (int i = 0; i < d; i++)
-			acc[i] += pj * v[i];
+			acc[i] += pj * (double)v[i];
 	}
 }
 
@@ -185,77 +192,63 @@ SIMD_FN static __m256 vis_lanes(uint32_t vis, int g)
 	return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(w, bits), bits));
 }
 
-SIMD_FN static void softmax_avx2(const float *s, uint32_t vis, int n8, float *m, float *l, float *p,
-				 float *alpha)
+SIMD_FN static double expsum_avx2(const float *s, uint32_t vis, int n8, float mx, float *p)
 {
 	const __m256 ninf = _mm256_set1_ps(-INFINITY);
-	__m256 v[TILE / 8];
-	__m256 mx = ninf;
-	const int nv = n8 / 8;
-	for (int g = 0; g < nv; g++) {
-		v[g] = _mm256_blendv_ps(ninf, _mm256_loadu_ps(s + 8 * g), vis_lanes(vis, g));
-		mx = _mm256_max_ps(mx, v[g]);
+	const __m256 mv = _mm256_set1_ps(mx);
+	for (int g = 0; g < n8 / 8; g++) {
+		__m256 v = _mm256_blendv_ps(ninf, _mm256_loadu_ps(s + 8 * g), vis_lanes(vis, g));
+		_mm256_storeu_ps(p + 8 * g, exp8_avx2(_mm256_sub_ps(v, mv))); /* -inf lanes give 0 */
 	}
-	__m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
-	h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-	h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
-	float tmax = _mm_cvtss_f32(h);
-	float m_new = *m > tmax ? *m : tmax;
-	*alpha = *m == -INFINITY ? 0.0f : expf(*m - m_new);
-	const __m256 mv = _mm256_set1_ps(m_new);
-	__m256 acc = _mm256_setzero_ps();
-	for (int g = 0; g < nv; g++) {
-		__m256 e = exp8_avx2(_mm256_sub_ps(v[g], mv)); /* -inf lanes give 0 */
-		_mm256_storeu_ps(p + 8 * g, e);
-		acc = _mm256_add_ps(acc, e);
-	}
-	__m128 t = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-	t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-	t = _mm_add_ss(t, _mm_shuffle_ps(t, t, 1));
-	*l = *l * *alpha + _mm_cvtss_f32(t);
-	*m = m_new;
+	double sum = 0.0;
+	for (int j = 0; j < n8; j++)
+		sum += p[j];
+	return sum;
 }
 
-SIMD_FN static void pv_avx2(float *acc, float alpha, const float *p, const float *const *vp, int n,
-			    int d)
+SIMD_FN static void pv_avx2(double *acc, const float *p, const float *const *vp, int n, int d)
 {
-	const __m256 al = _mm256_set1_ps(alpha);
 	int c = 0;
-	for (; c + 64 <= d; c += 64) { /* 8 accumulators in registers */
-		__m256 a0 = _mm256_mul_ps(al, _mm256_loadu_ps(acc + c));
-		__m256 a1 = _mm256_mul_ps(al, _mm256_loadu_ps(acc + c + 8));
-		__m256 a2 = _mm256_mul_ps(al, _mm256_loadu_ps(acc + c + 16));
-		__m256 a3 = _mm256_mul_ps(al, _mm256_loadu_ps(acc + c + 24));
-		__m256 a4 = _mm256_mul_ps(al, _mm256_loadu_ps(acc + c + 32));
-		__m256 a5 = _mm256_mul_ps(al, _mm256_loadu_ps(acc + c + 40));
-		__m256 a6 = _mm256_mul_ps(al, _mm256_loadu_ps(acc + c + 48));
-		__m256 a7 = _mm256_mul_ps(al, _mm256_loadu_ps(acc + c + 56));
+	for (; c + 32 <= d; c += 32) { /* 8 double accumulators in registers */
+		__m256d a0 = _mm256_loadu_pd(acc + c), a1 = _mm256_loadu_pd(acc + c + 4);
+		__m256d a2 = _mm256_loadu_pd(acc + c + 8), a3 = _mm256_loadu_pd(acc + c + 12);
+		__m256d a4 = _mm256_loadu_pd(acc + c + 16), a5 = _mm256_loadu_pd(acc + c + 20);
+		__m256d a6 = _mm256_loadu_pd(acc + c + 24), a7 = _mm256_loadu_pd(acc + c + 28);
 		for (int j = 0; j < n; j++) {
-			const __m256 pj = _mm256_set1_ps(p[j]);
+			if (p[j] == 0.0f)
+				continue;
+			const __m256d pj = _mm256_set1_pd((double)p[j]);
 			const float *v = vp[j] + c;
-			a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v), a0);
-			a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8), a1);
-			a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 16), a2);
-			a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 24), a3);
-			a4 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 32), a4);
-			a5 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 40), a5);
-			a6 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 48), a6);
-			a7 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 56), a7);
+			__m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+			__m256 v2 = _mm256_loadu_ps(v + 16), v3 = _mm256_loadu_ps(v + 24);
+			a0 = _mm256_fmadd_pd(pj, _mm256_cvtps_pd(_mm256_castps256_ps128(v0)), a0);
+			a1 = _mm256_fmadd_pd(pj, _mm256_cvtps_pd(_mm256_extractf128_ps(v0, 1)), a1);
+			a2 = _mm256_fmadd_pd(pj, _mm256_cvtps_pd(_mm256_castps256_ps128(v1)), a2);
+			a3 = _mm256_fmadd_pd(pj, _mm256_cvtps_pd(_mm256_extractf128_ps(v1, 1)), a3);
+			a4 = _mm256_fmadd_pd(pj, _mm256_cvtps_pd(_mm256_castps256_ps128(v2)), a4);
+			a5 = _mm256_fmadd_pd(pj, _mm256_cvtps_pd(_mm256_extractf128_ps(v2, 1)), a5);
+			a6 = _mm256_fmadd_pd(pj, _mm256_cvtps_pd(_mm256_castps256_ps128(v3)), a6);
+			a7 = _mm256_fmadd_pd(pj, _mm256_cvtps_pd(_mm256_extractf128_ps(v3, 1)), a7);
 		}
-		_mm256_storeu_ps(acc + c, a0);
-		_mm256_storeu_ps(acc + c + 8, a1);
-		_mm256_storeu_ps(acc + c + 16, a2);
-		_mm256_storeu_ps(acc + c + 24, a3);
-		_mm256_storeu_ps(acc + c + 32, a4);
-		_mm256_storeu_ps(acc + c + 40, a5);
-		_mm256_storeu_ps(acc + c + 48, a6);
-		_mm256_storeu_ps(acc + c + 56, a7);
+		_mm256_storeu_pd(acc + c, a0);
+		_mm256_storeu_pd(acc + c + 4, a1);
+		_mm256_storeu_pd(acc + c + 8, a2);
+		_mm256_storeu_pd(acc + c + 12, a3);
+		_mm256_storeu_pd(acc + c + 16, a4);
+		_mm256_storeu_pd(acc + c + 20, a5);
+		_mm256_storeu_pd(acc + c + 24, a6);
+		_mm256_storeu_pd(acc + c + 28, a7);
 	}
-	for (; c < d; c += 8) { /* the rest, 8 floats at a time */
-		__m256 a = _mm256_mul_ps(al, _mm256_loadu_ps(acc + c));
-		for (int j = 0; j < n; j++)
-			a = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(vp[j] + c), a);
-		_mm256_storeu_ps(acc + c, a);
+	for (; c < d; c += 8) { /* the rest, 8 values at a time */
+		__m256d a = _mm256_loadu_pd(acc + c), b = _mm256_loadu_pd(acc + c + 4);
+		for (int j = 0; j < n; j++) {
+			const __m256d pj = _mm256_set1_pd((double)p[j]);
+			__m256 v = _mm256_loadu_ps(vp[j] + c);
+			a = _mm256_fmadd_pd(pj, _mm256_cvtps_pd(_mm256_castps256_ps128(v)), a);
+			b = _mm256_fmadd_pd(pj, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), b);
+		}
+		_mm256_storeu_pd(acc + c, a);
+		_mm256_storeu_pd(acc + c + 4, b);
 	}
 }
 #endif
@@ -284,13 +277,13 @@ struct cpu_tree_attn *cpu_tree_attn_new(const struct cpu_tree_attn_params *p, st
 		a->p.scale = 1.0f / sqrtf((float)p->head_dim);
 	a->tp = tp;
 	a->zero = xcalloc((size_t)p->head_dim, sizeof(float));
-	a->k = (struct kernels){ qk_portable, softmax_portable, pv_portable };
+	a->k = (struct kernels){ qk_portable, expsum_portable, pv_portable };
 	a->kname = "portable";
 #ifdef HAVE_X86_SIMD
 	__builtin_cpu_init();
 	if (!p->portable && p->head_dim % 8 == 0 && __builtin_cpu_supports("avx2") &&
 	    __builtin_cpu_supports("fma")) {
-		a->k = (struct kernels){ qk_avx2, softmax_avx2, pv_avx2 };
+		a->k = (struct kernels){ qk_avx2, expsum_avx2, pv_avx2 };
 		a->kname = "avx2";
 	}
 #endif
@@ -322,10 +315,12 @@ struct job {
 	const float *q;
 	float *out;
 	int32_t n_items;
+	bool max_pass;
 	atomic_int next;
 };
 
-static void run_item(const struct job *jb, int32_t g, int32_t hk)
+/* Pass 1 (max_pass) or pass 2 (sums) over one (group, kv head). */
+static void run_item(const struct job *jb, int32_t g, int32_t hk, bool max_pass)
 {
 	const struct cpu_tree_attn *a = jb->a;
 	const struct treeplan_flat *f = jb->f;
@@ -338,9 +333,12 @@ static void run_item(const struct job *jb, int32_t g, int32_t hk)
 	for (int32_t e = e0; e < e1; e++)
 		for (int h = hk * gs; h < (hk + 1) * gs; h++) {
 			size_t row = (size_t)e * (size_t)hq + (size_t)h;
-			a->m[row] = -INFINITY;
-			a->l[row] = 0.0f;
-			memset(a->part + row * (size_t)d, 0, (size_t)d * sizeof(float));
+			if (max_pass) {
+				a->m[row] = -INFINITY;
+			} else {
+				a->l[row] = 0.0;
+				memset(a->part + row * (size_t)d, 0, (size_t)d * sizeof(double));
+			}
 		}
 
 	const float *kp[TILE], *vp[TILE];
@@ -381,25 +379,17 @@ static void run_item(const struct job *jb, int32_t g, int32_t hk)
 			for (int h = hk * gs; h < (hk + 1) * gs; h++) {
 				const float *qr = jb->q + ((size_t)qi * (size_t)hq + (size_t)h) * (size_t)d;
 				size_t row = (size_t)e * (size_t)hq + (size_t)h;
-				float alpha;
 				a->k.qk(qr, kp, n8, d, scale, s);
-				a->k.softmax(s, vis, n8, &a->m[row], &a->l[row], pr, &alpha);
-				a->k.pv(a->part + row * (size_t)d, alpha, pr, vp, n_used, d);
+				if (max_pass) {
+					float mx = tilemax(s, vis, n8);
+					a->m[row] = mx > a->m[row] ? mx : a->m[row];
+				} else {
+					a->l[row] += a->k.expsum(s, vis, n8, a->m[row], pr);
+					a->k.pv(a->part + row * (size_t)d, pr, vp, n_used, d);
+				}
 			}
 		}
 	}
-
-	for (int32_t e = e0; e < e1; e++)
-		for (int h = hk * gs; h < (hk + 1) * gs; h++) {
-			size_t row = (size_t)e * (size_t)hq + (size_t)h;
-			float l = a->l[row];
-			DT_ASSERT(l > 0.0f); /* every entry sees at least one token */
-			float inv = 1.0f / l;
-			float *o = a->part + row * (size_t)d;
-			for (int i = 0; i < d; i++)
-				o[i] *= inv;
-			a->m[row] += logf(l); /* now the lse */
-		}
 }
 
 static void groups_fn(void *arg, int ith, int nth)
@@ -412,11 +402,30 @@ static void groups_fn(void *arg, int ith, int nth)
 		int32_t i = atomic_fetch_add_explicit(&jb->next, 1, memory_order_relaxed);
 		if (i >= jb->n_items)
 			break;
-		run_item(jb, i / hkv, i % hkv);
+		run_item(jb, i / hkv, i % hkv, jb->max_pass);
 	}
 }
 
-// ---- the reduction: one query at a time
+// ---- per query: the shared max, then the reduction
+
+/* The max M over the query's entries, written back into every entry's row:
+ * pass 2 reads it there. */
+static void share_max(const struct job *jb, int32_t qi)
+{
+	const struct cpu_tree_attn *a = jb->a;
+	const struct treeplan_flat *f = jb->f;
+	const int hq = a->p.n_head;
+	const int32_t k0 = f->red_off[qi], k1 = f->red_off[qi + 1];
+	for (int h = 0; h < hq; h++) {
+		float mx = -INFINITY;
+		for (int32_t k = k0; k < k1; k++) {
+			float m = a->m[(size_t)f->red_entry[k] * (size_t)hq + (size_t)h];
+			mx = m > mx ? m : mx;
+		}
+		for (int32_t k = k0; k < k1; k++)
+			a->m[(size_t)f->red_entry[k] * (size_t)hq + (size_t)h] = mx;
+	}
+}
 
 static void reduce_query(const struct job *jb, int32_t qi)
 {
@@ -424,43 +433,37 @@ static void reduce_query(const struct job *jb, int32_t qi)
 	const struct treeplan_flat *f = jb->f;
 	const int d = a->p.head_dim, hq = a->p.n_head;
 	const int32_t k0 = f->red_off[qi], k1 = f->red_off[qi + 1];
+	double acc[4096];
 	for (int h = 0; h < hq; h++) {
-		float *o = jb->out + ((size_t)qi * (size_t)hq + (size_t)h) * (size_t)d;
-		if (k1 - k0 == 1) {
-			size_t row = (size_t)f->red_entry[k0] * (size_t)hq + (size_t)h;
-			memcpy(o, a->part + row * (size_t)d, (size_t)d * sizeof(float));
-			continue;
-		}
-		float mx = -INFINITY;
-		for (int32_t k = k0; k < k1; k++) {
-			float lse = a->m[(size_t)f->red_entry[k] * (size_t)hq + (size_t)h];
-			mx = lse > mx ? lse : mx;
-		}
-		float wsum = 0.0f;
+		double l = 0.0;
 		for (int i = 0; i < d; i++)
-			o[i] = 0.0f;
-		for (int32_t k = k0; k < k1; k++) {
+			acc[i] = 0.0;
+		for (int32_t k = k0; k < k1; k++) { /* entries in plan order */
 			size_t row = (size_t)f->red_entry[k] * (size_t)hq + (size_t)h;
-			float w = expf(a->m[row] - mx);
-			const float *pa = a->part + row * (size_t)d;
-			wsum += w;
+			const double *pa = a->part + row * (size_t)d;
+			l += a->l[row];
 			for (int i = 0; i < d; i++)
-				o[i] += w * pa[i];
+				acc[i] += pa[i];
 		}
-		float inv = 1.0f / wsum;
+		DT_ASSERT(l > 0.0); /* the key holding the max contributes exp(0) = 1 */
+		float *o = jb->out + ((size_t)qi * (size_t)hq + (size_t)h) * (size_t)d;
 		for (int i = 0; i < d; i++)
-			o[i] *= inv;
+			o[i] = (float)(acc[i] / l);
 	}
 }
 
-static void reduce_fn(void *arg, int ith, int nth)
+static void per_query_fn(void *arg, int ith, int nth)
 {
 	struct job *jb = arg;
 	const int32_t nq = jb->f->n_queries;
 	/* contiguous slices: which thread does a query does not change its result */
 	int32_t q0 = (int32_t)((int64_t)nq * ith / nth), q1 = (int32_t)((int64_t)nq * (ith + 1) / nth);
-	for (int32_t qi = q0; qi < q1; qi++)
-		reduce_query(jb, qi);
+	for (int32_t qi = q0; qi < q1; qi++) {
+		if (jb->max_pass)
+			share_max(jb, qi);
+		else
+			reduce_query(jb, qi);
+	}
 }
 
 int cpu_tree_attn_run(struct cpu_tree_attn *a, const struct treeplan_flat *f,
@@ -486,9 +489,9 @@ int cpu_tree_attn_run(struct cpu_tree_attn *a, const struct treeplan_flat *f,
 		free(a->part);
 		free(a->m);
 		free(a->l);
-		a->part = xmallocarray(rows * (size_t)a->p.head_dim, sizeof(float));
+		a->part = xmallocarray(rows * (size_t)a->p.head_dim, sizeof(double));
 		a->m = xmallocarray(rows, sizeof(float));
-		a->l = xmallocarray(rows, sizeof(float));
+		a->l = xmallocarray(rows, sizeof(double));
 		a->cap_e = c;
 	}
 	struct job jb = {
@@ -499,10 +502,15 @@ int cpu_tree_attn_run(struct cpu_tree_attn *a, const struct treeplan_flat *f,
 		.q = q,
 		.out = out,
 		.n_items = f->n_groups * a->p.n_kv_head,
+		.max_pass = true,
 	};
 	atomic_init(&jb.next, 0);
-	threadpool_run(a->tp, groups_fn, &jb);
-	threadpool_run(a->tp, reduce_fn, &jb);
+	threadpool_run(a->tp, groups_fn, &jb);    /* 1. entry max */
+	threadpool_run(a->tp, per_query_fn, &jb); /*    query max */
+	jb.max_pass = false;
+	atomic_store(&jb.next, 0);
+	threadpool_run(a->tp, groups_fn, &jb);    /* 2. sums with the shared max */
+	threadpool_run(a->tp, per_query_fn, &jb); /* 3. reduction */
 	return DT_OK;
 }
 

@@ -19,7 +19,9 @@
  *      the CPU tree attention with the plan (timed: attention ns per step);
  *   4. the policy picks tokens: each live leaf samples one (stream = the
  *      branch's stable stream id, pos = the token's position, so a branch
- *      grown in a tree gets the tokens it gets alone), or beam search keeps the
+ *      grown in a tree gets the tokens it gets alone, under every algorithm:
+ *      cpu_tree_attn.c computes a query's attention independently of how its
+ *      keys are grouped), or beam search keeps the
  *      W best continuations and prunes the rest, or a replay follows a
  *      workload's shape; tokens are appended with their log-probability and
  *      top-k alternatives;

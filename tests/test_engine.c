@@ -60,33 +60,43 @@ static int32_t branch_tokens(struct engine *e, int32_t leaf, int32_t *out, int32
 	return n;
 }
 
-/* The tokens of one branch generated alone: a plain sequence with the same
- * stream, from the prompt plus `extra` forced ids. */
-static int32_t alone(enum treeplan_algo algo, uint64_t stream, const int32_t *extra, int32_t n_extra, int32_t steps,
-		     int32_t *out)
+/* The tokens of one branch generated alone, as a plain chain below the same
+ * prompt: the prompt as the root, then (when first >= 0) a node holding the
+ * forced token `first`, then the branch's node, sampling with `stream` for
+ * `steps` steps.  The chain has the node boundaries the branch had in the
+ * tree, so every algorithm cuts its path into the same groups. */
+static int32_t alone(enum treeplan_algo algo, uint64_t stream, int32_t first, int32_t steps, int32_t *out)
 {
-	struct engine *e = make(algo, stream);
-	const struct tokenizer *tok = engine_tokenizer(e);
-	int32_t *ids, n;
-	if (tokenizer_encode(tok, prompt, strlen(prompt), tokenizer_add_bos(tok), false, &ids, &n, err)) {
-		printf("Bail out! encode: %s\n", err);
-		exit(1);
-	}
-	ids = xrealloc(ids, (size_t)(n + n_extra) * sizeof(*ids));
-	memcpy(ids + n, extra, (size_t)n_extra * sizeof(*ids));
-	int rc = engine_prefill_tokens(e, ids, n + n_extra, err);
-	free(ids);
-	if (rc) {
+	/* new branches take root_stream + 1, + 2, ...: the branch is the last one made */
+	struct engine *e = make(algo, stream - (first >= 0 ? 2 : 1));
+	if (engine_prefill(e, prompt, false, err)) {
 		printf("Bail out! prefill: %s\n", err);
 		exit(1);
 	}
+	struct tree *t = engine_tree(e);
+	int32_t root = tree_root(t), leaf;
+	if (first >= 0) {
+		int32_t c1 = engine_fork(e, root, tree_node(t, root)->n_tokens, ENGINE_FORK_TOKEN, first, NULL, err);
+		engine_sample_n(e, c1, 1, 1, &leaf, err);
+	} else {
+		engine_sample_n(e, root, tree_node(t, root)->n_tokens, 1, &leaf, err);
+	}
+	if (engine_stream(e, leaf) != (int64_t)stream) {
+		printf("Bail out! the alone branch has stream %lld, not %llu\n", (long long)engine_stream(e, leaf),
+		       (unsigned long long)stream);
+		exit(1);
+	}
 	engine_run(e, steps, err);
-	int32_t leaf = tree_root(engine_tree(e));
 	int32_t got = branch_tokens(e, leaf, out, 64);
 	engine_free(e);
 	return got;
 }
 
+/* Branches grown together equal the same branches grown alone, for every
+ * algorithm and every branch.  This holds because the CPU tree attention
+ * computes each query's result the same way whatever its grouping (a shared
+ * max, exp per key, double sums: cpu_tree_attn.c), and the batched matmuls
+ * give each row the same bits as a single-row product. */
 static void test_tree_equals_alone(enum treeplan_algo algo)
 {
 	const char *name = treeplan_algo_name(algo);
@@ -104,31 +114,30 @@ static void test_tree_equals_alone(enum treeplan_algo algo)
 		engine_free(e);
 		return;
 	}
-	engine_run(e, 3, err);
-	/* a fork in the middle of branch 0: resample its 2nd token */
-	int32_t fork = engine_fork(e, leaves[0], 1, ENGINE_FORK_RESAMPLE, 0, NULL, err);
-	ok(fork >= 0, "%s: fork at token 1 of branch 0 (%s)", name, fork >= 0 ? "ok" : err);
-	int64_t n = engine_run(e, 4, err);
-	ok(n == 4 && tree_check(t, err) == 0, "%s: 4 more steps, tree consistent (%s)", name, n == 4 ? "ok" : err);
-
-	int all_same = 1;
+	int64_t n = engine_run(e, 7, err);
+	ok(n == 7 && tree_check(t, err) == 0, "%s: 7 steps, tree consistent (%s)", name, n == 7 ? "ok" : err);
+	int same[3];
 	for (int b = 0; b < 3; b++) {
 		int32_t in_tree[64], solo[64];
 		int32_t nt = branch_tokens(e, leaves[b], in_tree, 64);
-		int32_t ns = alone(algo, (uint64_t)engine_stream(e, leaves[b]), NULL, 0, nt, solo);
-		int same = nt == 7 && ns == nt && !memcmp(in_tree, solo, (size_t)nt * sizeof(int32_t));
-		if (!same)
-			diag("%s branch %d: %d tokens in tree, %d alone", name, b, nt, ns);
-		all_same = all_same && same;
+		int32_t ns = alone(algo, (uint64_t)engine_stream(e, leaves[b]), -1, nt, solo);
+		same[b] = nt == 7 && ns == nt && !memcmp(in_tree, solo, (size_t)nt * sizeof(int32_t));
 	}
-	ok(all_same, "%s: each of 3 branches has the same 7 tokens as when generated alone with its stream", name);
+	ok(same[0], "%s: the first branch has the same 7 tokens as when generated alone with its stream", name);
+	ok(same[1] && same[2], "%s: branches 2 and 3 too (%s, %s)", name, same[1] ? "same" : "differ",
+	   same[2] ? "same" : "differ");
+
+	/* a fork in the middle of the first branch: its 2nd token resampled */
+	int32_t fork = engine_fork(e, leaves[0], 1, ENGINE_FORK_RESAMPLE, 0, NULL, err);
+	ok(fork >= 0, "%s: fork at token 1 of branch 1 (%s)", name, fork >= 0 ? "ok" : err);
+	n = fork >= 0 ? engine_run(e, 4, err) : -1;
+	ok(n == 4 && tree_check(t, err) == 0, "%s: 4 more steps, tree consistent", name);
 	if (fork >= 0) {
 		int32_t in_tree[64], solo[64];
 		int32_t nt = branch_tokens(e, fork, in_tree, 64);
-		/* alone: prompt + branch 0's first token, then 4 steps from the fork's stream */
-		int32_t ns = alone(algo, (uint64_t)engine_stream(e, fork), in_tree, 1, nt - 1, solo);
-		ok(nt == 5 && ns == nt - 1 && !memcmp(in_tree + 1, solo, (size_t)ns * sizeof(int32_t)),
-		   "%s: the forked branch equals a sequence from prompt + its first token (%d, %d tokens)", name, nt, ns);
+		int32_t ns = alone(algo, (uint64_t)engine_stream(e, fork), in_tree[0], 4, solo);
+		ok(nt == 5 && ns == 5 && !memcmp(in_tree, solo, 5 * sizeof(int32_t)),
+		   "%s: the forked branch equals a chain from prompt + its first token (%d, %d tokens)", name, nt, ns);
 	}
 	engine_free(e);
 }
@@ -365,11 +374,48 @@ static void test_io_only(void)
 	workload_free(w);
 }
 
+/* Bad requests are refused with messages (IO-only engine: no model needed). */
+static void test_bad_input(void)
+{
+	struct engine_policy_spec ps;
+	ok(engine_policy_parse("sample:4", &ps, err) == 0 && ps.policy == ENGINE_POLICY_SAMPLE && ps.n == 4,
+	   "policy sample:4 parses");
+	ok(engine_policy_parse("beam:3:0.5", &ps, err) == 0 && ps.policy == ENGINE_POLICY_BEAM && ps.width == 3 &&
+		   ps.alpha == 0.5f,
+	   "policy beam:3:0.5 parses");
+	ok(engine_policy_parse("wide:3", &ps, err) != 0 && strstr(err, "unknown policy 'wide:3'"), "unknown policy: %s",
+	   err);
+	ok(engine_policy_parse("sample:x", &ps, err) != 0 && strstr(err, "branch count"), "bad branch count: %s", err);
+	ok(engine_policy_parse("beam:4:-1", &ps, err) != 0 && strstr(err, "length penalty"), "bad alpha: %s", err);
+	struct engine_params p = engine_default_params();
+	struct engine *e = engine_new(&p, err);
+	ok(engine_step(e, err) == DT_ERR_ARG && strstr(err, "prefill first"), "a step before a prompt: %s", err);
+	int32_t ids[8] = { 0 };
+	ok(engine_prefill_tokens(e, ids, 0, err) == DT_ERR_ARG && strstr(err, "empty prompt"), "empty prompt: %s", err);
+	ids[3] = 7;
+	ok(engine_prefill_tokens(e, ids, 8, err) == DT_ERR_ARG && strstr(err, "prompt token 3 is 7"),
+	   "a token outside the vocabulary: %s", err);
+	ids[3] = 0;
+	engine_prefill_tokens(e, ids, 8, err);
+	ok(engine_fork(e, 99, 1, ENGINE_FORK_RESAMPLE, 0, NULL, err) == DT_ERR_ARG && strstr(err, "node 99 does not exist"),
+	   "a fork at a node that does not exist: %s", err);
+	ok(engine_sample_n(e, 0, 9, 2, NULL, err) == DT_ERR_ARG && strstr(err, "token index 9 out of range"),
+	   "a fork past the node's end: %s", err);
+	ok(engine_sample_n(e, 0, 0, 2, NULL, err) == DT_ERR_ARG, "a fork before the root's first token: %s", err);
+	ok(engine_set_policy(e, ENGINE_POLICY_BEAM, 0, 1, err) == DT_ERR_ARG && strstr(err, "beam width"),
+	   "beam width 0: %s", err);
+	ok(engine_prune(e, 0, err) != 0 && strstr(err, "root"), "pruning the root: %s", err);
+	engine_free(e);
+	p.page_size = 0;
+	ok(engine_new(&p, err) == NULL && strstr(err, "page size"), "page size 0: %s", err);
+}
+
 int main(void)
 {
 	seed = (uint64_t)time(NULL);
 	diag("seed %llu", (unsigned long long)seed);
 	tap_plan_lazy();
+	test_bad_input();
 	test_io_only();
 	const char *path = tap_model_path();
 	if (!path) {
