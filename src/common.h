@@ -16,6 +16,10 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#ifdef __cplusplus
+extern "C" { /* the CUDA files include this header too */
+#endif
+
 #define DT_ERR_LEN 512 /* size of every error message buffer */
 
 enum dt_status {
@@ -74,5 +78,9 @@ const char *dt_default_model_path(void);
 #define DT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define DT_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define DT_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
