@@ -1386,6 +1386,15 @@ int engine_sample_n(struct engine *e, int32_t node, int32_t index, int32_t n, in
 		return dt_err(err, "node %d: token index %d out of range (expected %d .. %d)", node, index,
 			      nd->parent < 0 ? 1 : 0, nd->n_tokens),
 		       DT_ERR_ARG;
+	/* Branches that take over a leaf which has produced no token yet (the
+	 * prompt right after its prefill) inherit its start time: their TTFT then
+	 * counts from the request, prompt processing included. */
+	int64_t t_start = -1;
+	if (index == nd->n_tokens && e->stream[node] >= 0) {
+		const struct metrics_branch *mb = metrics_branch_get(e->metrics, (uint64_t)e->stream[node]);
+		if (mb && mb->n_tokens == 0)
+			t_start = mb->t_start_ns;
+	}
 	int32_t first;
 	if (index == nd->n_tokens && index > 0)
 		first = child_at_end(e, node, err);
@@ -1393,14 +1402,16 @@ int engine_sample_n(struct engine *e, int32_t node, int32_t index, int32_t n, in
 		first = fork_at(e, node, index, err);
 	if (first < 0)
 		return first;
-	new_branch(e, first, 0);
-	if (out)
-		out[0] = first;
 	int32_t parent = tree_node(e->tree, first)->parent;
-	for (int32_t i = 1; i < n; i++) {
-		int32_t id = fork_at(e, parent, tree_node(e->tree, parent)->n_tokens, err);
-		DT_ASSERT(id >= 0);
+	for (int32_t i = 0; i < n; i++) {
+		int32_t id = first;
+		if (i > 0) {
+			id = fork_at(e, parent, tree_node(e->tree, parent)->n_tokens, err);
+			DT_ASSERT(id >= 0);
+		}
 		new_branch(e, id, 0);
+		if (t_start >= 0)
+			metrics_branch_start(e->metrics, (uint64_t)e->stream[id], t_start);
 		if (out)
 			out[i] = id;
 	}
