@@ -21,7 +21,7 @@
  *   tokens.  With a shared max and double sums, the algorithms agree to the
  *   last fp32 bit except where double rounding order (~1e-16) straddles a
  *   float boundary, which the next matmul's q8 rounding almost always absorbs.
- *   The price is computing q.k twice.  The inner kernels (q.k over 8 keys,
+ *   Pass 1 keeps its scores for pass 2, so q.k runs once.  The inner kernels (q.k over 8 keys,
  *   exp over a tile, p.V into a double accumulator) have an AVX2+FMA version
  *   (runtime dispatch) and a portable one.
  */
@@ -73,6 +73,10 @@ struct cpu_tree_attn {
 	float *m;      /* (cap_e, n_head) entry max, then the query's max M */
 	double *l;     /* (cap_e, n_head) partial sums of p */
 	int32_t cap_e;
+	float *sc;       /* pass 1's scores, reused by pass 2: entry e, head h, its
+			  * visible span rounded up to tiles, at sc_off[e] + h * span */
+	int64_t *sc_off; /* (cap_e + 1) */
+	size_t cap_sc;   /* floats in sc */
 };
 
 // ---- portable kernels
@@ -298,6 +302,8 @@ void cpu_tree_attn_free(struct cpu_tree_attn *a)
 	free(a->part);
 	free(a->m);
 	free(a->l);
+	free(a->sc);
+	free(a->sc_off);
 	free(a);
 }
 
@@ -342,7 +348,7 @@ static void run_item(const struct job *jb, int32_t g, int32_t hk, bool max_pass)
 		}
 
 	const float *kp[TILE], *vp[TILE];
-	float s[TILE], pr[TILE];
+	float pr[TILE];
 	int32_t r = f->group_run_begin[g], in_run = 0;
 	for (int32_t t0 = 0; t0 < ng; t0 += TILE) {
 		const int nt = (int)DT_MIN(TILE, ng - t0);
@@ -376,10 +382,13 @@ static void run_item(const struct job *jb, int32_t g, int32_t hk, bool max_pass)
 			const int n_used = 32 - __builtin_clz(vis); /* last visible token + 1 */
 			const int n8 = (n_used + 7) & ~7;
 			const int32_t qi = f->entry_query[e];
+			const int64_t span = ((int64_t)nvis + TILE - 1) / TILE * TILE;
 			for (int h = hk * gs; h < (hk + 1) * gs; h++) {
 				const float *qr = jb->q + ((size_t)qi * (size_t)hq + (size_t)h) * (size_t)d;
 				size_t row = (size_t)e * (size_t)hq + (size_t)h;
-				a->k.qk(qr, kp, n8, d, scale, s);
+				float *s = a->sc + a->sc_off[e] + (int64_t)h * span + t0;
+				if (max_pass)
+					a->k.qk(qr, kp, n8, d, scale, s);
 				if (max_pass) {
 					float mx = tilemax(s, vis, n8);
 					a->m[row] = mx > a->m[row] ? mx : a->m[row];
@@ -492,7 +501,21 @@ int cpu_tree_attn_run(struct cpu_tree_attn *a, const struct treeplan_flat *f,
 		a->part = xmallocarray(rows * (size_t)a->p.head_dim, sizeof(double));
 		a->m = xmallocarray(rows, sizeof(float));
 		a->l = xmallocarray(rows, sizeof(double));
+		free(a->sc_off);
+		a->sc_off = xmallocarray((size_t)c + 1, sizeof(int64_t));
 		a->cap_e = c;
+	}
+	/* where pass 1 keeps each entry's scores */
+	int64_t n_sc = 0;
+	for (int32_t e = 0; e < f->n_entries; e++) {
+		a->sc_off[e] = n_sc;
+		n_sc += ((int64_t)f->entry_nvis[e] + TILE - 1) / TILE * TILE * a->p.n_head;
+	}
+	a->sc_off[f->n_entries] = n_sc;
+	if ((size_t)n_sc > a->cap_sc) {
+		free(a->sc);
+		a->cap_sc = (size_t)n_sc + (size_t)n_sc / 2;
+		a->sc = xmallocarray(a->cap_sc, sizeof(float));
 	}
 	struct job jb = {
 		.a = a,
