@@ -77,12 +77,12 @@ __device__ __forceinline__ float attn_ex2(float x)
 	return y;
 }
 
-/* 16 bytes global -> shared, bypassing L1; zero-filled when !valid. */
-__device__ __forceinline__ void attn_cp_async16(void *smem, const void *gmem, bool valid)
+/* 16 bytes global -> shared (32-bit shared address), bypassing L1; zero-filled
+ * when !valid (gmem must still be a valid address). */
+__device__ __forceinline__ void attn_cp_async16_u32(uint32_t saddr, const void *gmem, bool valid)
 {
-	unsigned s = (unsigned)__cvta_generic_to_shared(smem);
 	int n = valid ? 16 : 0;
-	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
 }
 __device__ __forceinline__ void attn_cp_async_commit()
 {
@@ -93,24 +93,24 @@ template <int N> __device__ __forceinline__ void attn_cp_async_wait()
 	asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-__device__ __forceinline__ void attn_ldmatrix_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2,
-						 uint32_t &r3, const void *smem)
+/* ldmatrix x4 (and .trans) from a 32-bit shared-memory address. */
+__device__ __forceinline__ void attn_ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3,
+					     uint32_t saddr)
 {
-	unsigned s = (unsigned)__cvta_generic_to_shared(smem);
 	asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
 		     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-		     : "r"(s));
+		     : "r"(saddr));
 }
-__device__ __forceinline__ void attn_ldmatrix_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2,
-						       uint32_t &r3, const void *smem)
+__device__ __forceinline__ void attn_ldsm_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2,
+						   uint32_t &r3, uint32_t saddr)
 {
-	unsigned s = (unsigned)__cvta_generic_to_shared(smem);
 	asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
 		     : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-		     : "r"(s));
+		     : "r"(saddr));
 }
 
-/* c += a (16x16, row) * b (16x8, col), fp32 accumulate. */
+/* c += a (16x16, row) * b (16x8, col), fp32 accumulate (not volatile: registers only,
+ * so the compiler may interleave it with the ldmatrix loads). */
 template <typename T>
 __device__ __forceinline__ void attn_mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
 					 uint32_t b1);
@@ -118,19 +118,19 @@ template <>
 __device__ __forceinline__ void attn_mma<__half>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
 						 uint32_t b1)
 {
-	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-		     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-		     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-		     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+	asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+	    "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+	    : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+	    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 template <>
 __device__ __forceinline__ void attn_mma<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4],
 							uint32_t b0, uint32_t b1)
 {
-	asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-		     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-		     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-		     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+	asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+	    "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+	    : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+	    : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 // ---- the device work list of the fused kernel (built by attn_plan.cu)

@@ -3,28 +3,34 @@
 //
 // DESIGN
 //   A persistent grid: CTA c runs the segments cta_off[c] .. cta_off[c+1]
-//   (attn_plan.cu balances them).  A segment is a run of KV tokens of one KV
-//   head and up to 128 query ROWS (plan entries x the query heads of that KV
-//   head, GQA batched).  The CTA streams the segment's K and V through a
-//   cp.async pipeline of NS stages of 64 tokens, gathered through tok_row
-//   (the page table) into swizzled shared memory, so every KV byte of a
-//   segment crosses DRAM once for all its rows; the next segment's first
-//   tiles are already in flight while the current one finishes.  With each
-//   stage the loader also writes the rows' visibility bits (plan bitmask,
-//   entry_nvis, segment end) for the 64 tokens.
-//   Per segment one of two paths, by its row count:
+//   (attn_plan.cu balances them), one 256-thread CTA per SM.  A segment is
+//   a run of KV tokens of one KV head and up to 128 query ROWS (plan entries
+//   x the query heads of that KV head, GQA batched).  The CTA streams the
+//   segment's K and V through a cp.async pipeline of NS stages of 64 tokens,
+//   gathered through tok_row (the page table) into XOR-swizzled shared
+//   memory, so every KV byte of a segment crosses DRAM once for all its rows;
+//   the next segment's first tiles are in flight while the current one
+//   finishes.  The page-table rows and the visibility words of a tile
+//   (precomputed per masked segment by attn_bits_kernel; arithmetic for fully
+//   visible ones) are loaded into registers one tile ahead, so no cp.async
+//   waits on a dependent load.
+//   Per segment one of two paths, by its row count (cuda_attn_params):
 //     tensor cores  mma.sync m16n8k16 (fp16 or bf16 in, fp32 accumulate),
 //                   FlashAttention-2 style: a warp owns 16 rows x a slice of
-//                   the tile's tokens; S = Q K^T from ldmatrix'd K, masked,
-//                   online softmax in exp2 domain, P reused from the
-//                   accumulator registers as the A operand of P V (ldmatrix
-//                   .trans on V).  With few rows, idle row warps take token
-//                   slices instead (WR row warps x TS token warps).
+//                   the tile's tokens; S = Q K^T from ldmatrix'd K, masked
+//                   (skipped when the warp's tile is fully visible), online
+//                   softmax in the exp2 domain with the scale folded into one
+//                   FFMA, O rescaled only when a row max moved, P reused from
+//                   the accumulators as the A operand of P V (ldmatrix .trans
+//                   on V).  With few rows, idle row warps take token slices
+//                   instead (WR row warps x TS token warps); the TS parts of
+//                   a row merge at the segment end: parts 1.. through shared
+//                   memory into the part-0 warp's registers.
 //     CUDA cores    rows <= 4: each warp takes 8 tokens of the tile, 8 lanes
-//                   per token (16-byte smem reads, conflict free), fp32.
-//   At the end of a segment every warp parks (m, l, O) of its rows in shared
-//   memory and the whole CTA merges the parts in a fixed order and writes the
-//   normalized partial and its log-sum-exp (natural log) per row, fp32.
+//                   per token (16-byte smem reads, conflict free), fp32; its
+//                   8 warp parts merge in shared memory.
+//   Each row writes its normalized partial and log-sum-exp (natural log),
+//   fp32, in a fixed order: no atomics.
 #include "config.h"
 
 extern "C" {
@@ -40,14 +46,17 @@ extern "C" {
 
 template <int D> struct attn_cfg {
 	static constexpr int CH = D / 8;                       /* 16-byte chunks per K/V row */
-	static constexpr int NS = D == 128 ? 4 : 6;            /* stages: 96 / 80 KB in flight */
+	static constexpr int NS = D == 128 ? 5 : 8;            /* stages: 128 / 112 KB in flight */
 	static constexpr int STAGE = 2 * ATTN_TILE * D;        /* elements: K tile then V tile */
 	static constexpr int MS = D + 4;                       /* merge row stride (floats): spreads banks */
+	static constexpr int MO_ROWS = 96;                     /* parked rows: (TS-1) x 16 x WR <= 96,
+								  CUDA-core path 8 x 4 */
 	static constexpr size_t SMEM_KV = (size_t)NS * STAGE * 2;
 	static constexpr size_t SMEM_MB = (size_t)NS * ATTN_MAX_ROWS * 2 * 4; /* 2 mask words per entry */
-	static constexpr size_t SMEM_MO = (size_t)ATTN_MAX_ROWS * MS * 4;
+	static constexpr size_t SMEM_MO = (size_t)MO_ROWS * MS * 4;
 	static constexpr size_t SMEM_ML = 2 * ATTN_MAX_ROWS * 4;
-	static constexpr size_t SMEM = SMEM_KV + SMEM_MB + SMEM_MO + SMEM_ML;
+	static constexpr size_t SMEM_SEG = 64 * sizeof(attn_seg); /* ATTN_SEG_CACHE descriptors */
+	static constexpr size_t SMEM = SMEM_KV + SMEM_MB + SMEM_MO + SMEM_ML + SMEM_SEG;
 };
 
 /* Element offset of 16-byte chunk c of row r in a swizzled (rows, D) tile. */
@@ -77,11 +86,17 @@ __device__ __forceinline__ uint32_t attn_bits(const attn_kparams &p, const attn_
 
 // ---- the loader: one pipeline over all tiles of the CTA's segments
 
-/* A segment descriptor with three 16-byte loads. */
-__device__ __forceinline__ attn_seg attn_load_seg(const attn_kparams &p, int s)
+#define ATTN_SEG_CACHE 64 /* a CTA's first segment descriptors, kept in shared memory */
+
+/* Segment descriptor s: from the CTA's shared-memory copy (segs_s, covering
+ * s0 .. s0 + ATTN_SEG_CACHE) when there, else with three 16-byte loads. */
+__device__ __forceinline__ attn_seg attn_load_seg(const attn_kparams &p, int s, const uint4 *segs_s = nullptr,
+						  int s0 = 0)
 {
-	const uint4 *src = reinterpret_cast<const uint4 *>(p.segs + s);
-	const uint4 a = __ldg(src), b = __ldg(src + 1), c = __ldg(src + 2);
+	const bool cached = segs_s && s - s0 < ATTN_SEG_CACHE;
+	const uint4 *src = cached ? segs_s + 3 * (s - s0) : reinterpret_cast<const uint4 *>(p.segs + s);
+	const uint4 a = cached ? src[0] : __ldg(src), b = cached ? src[1] : __ldg(src + 1),
+		    c = cached ? src[2] : __ldg(src + 2);
 	attn_seg x;
 	x.tok_off = (int32_t)a.x;
 	x.n_tok = (int32_t)a.y;
@@ -105,6 +120,8 @@ template <int D, typename T> struct attn_loader {
 	static constexpr int RPT = ATTN_TILE * C::CH / ATTN_THREADS; /* 16-byte chunks per thread */
 	T *kv_s;
 	uint32_t *mb_s;
+	const uint4 *segs_s; /* cached descriptors of segments seg0 .. */
+	int seg0;
 	int seg, seg_end, tile; /* next tile to issue */
 	int n_issued, n_done;   /* stages issued / consumed */
 	attn_seg cur, nxt;
@@ -132,16 +149,18 @@ template <int D, typename T> struct attn_loader {
 		}
 	}
 
-	__device__ void start(const attn_kparams &p, int s0, int s1, T *kv, uint32_t *mb)
+	__device__ void start(const attn_kparams &p, int s0, int s1, T *kv, uint32_t *mb, const uint4 *ss)
 	{
 		kv_s = kv;
 		mb_s = mb;
+		segs_s = ss;
+		seg0 = s0;
 		seg = s0;
 		seg_end = s1;
 		tile = 0;
 		n_issued = n_done = 0;
-		cur = attn_load_seg(p, s0);
-		nxt = s0 + 1 < s1 ? attn_load_seg(p, s0 + 1) : cur;
+		cur = attn_load_seg(p, s0, segs_s, seg0);
+		nxt = s0 + 1 < s1 ? attn_load_seg(p, s0 + 1, segs_s, seg0) : cur;
 		prefetch(p);
 	}
 
@@ -150,18 +169,21 @@ template <int D, typename T> struct attn_loader {
 	{
 		if (seg < seg_end) {
 			const int st = n_issued % C::NS;
-			T *ks = kv_s + (size_t)st * C::STAGE, *vs = ks + ATTN_TILE * D;
-			const T *kb = (const T *)p.k, *vb = (const T *)p.v;
-			const size_t hoff = (size_t)cur.kvh * p.page_size;
+			/* this thread's chunk column c and first row r0 are the same for all
+			 * i (ATTN_THREADS is a multiple of CH); rows step by ATTN_THREADS/CH,
+			 * a multiple of 8, so the swizzle is the same for all i too */
+			const int r0 = threadIdx.x / C::CH, c = threadIdx.x % C::CH;
+			const uint32_t sdst = (uint32_t)__cvta_generic_to_shared(kv_s) + (uint32_t)st * (C::STAGE * 2) +
+					      (uint32_t)attn_sw<D>(r0, c) * 2;
+			const size_t col = ((size_t)cur.kvh * p.page_size * D + c * 8) * sizeof(T);
+			const char *kcol = (const char *)p.k + col, *vcol = (const char *)p.v + col;
 #pragma unroll
 			for (int i = 0; i < RPT; i++) {
-				const int id = threadIdx.x + i * ATTN_THREADS;
-				const int r = id / C::CH, c = id % C::CH;
 				const bool ok = rows[i] >= 0;
-				const size_t off = ok ? ((size_t)rows[i] + hoff) * D + c * 8 : 0;
-				const int so = attn_sw<D>(r, c);
-				attn_cp_async16(ks + so, kb + off, ok);
-				attn_cp_async16(vs + so, vb + off, ok);
+				const size_t off = ok ? (size_t)(uint32_t)rows[i] * (D * sizeof(T)) : 0;
+				const uint32_t d = sdst + (uint32_t)(i * (ATTN_THREADS / C::CH) * D * 2);
+				attn_cp_async16_u32(d, kcol + off, ok);
+				attn_cp_async16_u32(d + ATTN_TILE * D * 2, vcol + off, ok);
 			}
 			if ((int)threadIdx.x < cur.ne)
 				reinterpret_cast<uint2 *>(mb_s + st * ATTN_MAX_ROWS * 2)[threadIdx.x] = bits;
@@ -170,7 +192,7 @@ template <int D, typename T> struct attn_loader {
 				if (++seg < seg_end) {
 					cur = nxt;
 					if (seg + 1 < seg_end)
-						nxt = attn_load_seg(p, seg + 1);
+						nxt = attn_load_seg(p, seg + 1, segs_s, seg0);
 				}
 			}
 			prefetch(p);
@@ -248,6 +270,7 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 	constexpr int NT = NW / 8;                       /* S n-tiles */
 	constexpr int KS = D / 16;                       /* k-steps of Q K^T */
 	constexpr int DT = D / 8;                        /* O n-tiles */
+	constexpr uint32_t ROWB = D * 2;                 /* bytes per K/V row */
 	const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	const int wr = warp % WR, ts = warp / WR;
 	const int g = lane >> 2, q4 = lane & 3;
@@ -256,10 +279,26 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 	const int r_lo = wr * 16 + g, r_hi = r_lo + 8;
 	const int e_lo = r_lo / p.hpk, e_hi = r_hi / p.hpk;
 	const float sl2 = p.scale_log2;
+	const int tw0 = ts * NW;
+
+	/* ldmatrix byte offsets inside a stage.  With the XOR swizzle, chunk c of
+	 * row r sits at chunk c ^ (r & 7); a lane's rows all have r & 7 == lane & 7,
+	 * so k-step kk = 4 q + rr reads chunk 8 q + ((2 rr + b) ^ (lane & 7)):
+	 * four per-lane bases, then immediates (q * 128 bytes, 8 or 16 rows). */
+	const int x7 = lane & 7;
+	uint32_t koff[4], voff[4];
+#pragma unroll
+	for (int rr = 0; rr < 4; rr++) {
+		koff[rr] = (uint32_t)(tw0 + x7 + ((lane >> 4) << 3)) * ROWB +
+			   (uint32_t)(((2 * rr + ((lane >> 3) & 1)) ^ x7) << 4);
+		voff[rr] = (uint32_t)ATTN_TILE * ROWB + (uint32_t)(tw0 + x7 + (((lane >> 3) & 1) << 3)) * ROWB +
+			   (uint32_t)(((2 * rr + (lane >> 4)) ^ x7) << 4);
+	}
+	const uint32_t kv_s0 = (uint32_t)__cvta_generic_to_shared(ld.kv_s);
 
 	uint32_t qa[KS][4];
 	float o[DT][4];
-	float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f;
+	float m_lo = -INFINITY, m_hi = -INFINITY, l_lo = 0.f, l_hi = 0.f; /* m: raw score units */
 #pragma unroll
 	for (int i = 0; i < DT; i++)
 		o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
@@ -281,11 +320,10 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 		const int st = ld.next(p);
 		if (!active)
 			continue;
-		const T *ks = ld.kv_s + (size_t)st * C::STAGE, *vs = ks + ATTN_TILE * D;
+		const uint32_t sb = kv_s0 + (uint32_t)st * (C::STAGE * 2);
 		const uint32_t *mb = ld.mb_s + st * ATTN_MAX_ROWS * 2;
-		const int tw0 = ts * NW;
 
-		// S = Q K^T
+		// S = Q K^T (raw scores)
 		float s[NT][4];
 #pragma unroll
 		for (int j = 0; j < NT; j++)
@@ -294,31 +332,40 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 		for (int kk = 0; kk < KS; kk++) {
 #pragma unroll
 			for (int j = 0; j < NT; j += 2) {
-				const int tok = tw0 + 8 * j + (lane & 7) + ((lane >> 4) << 3);
-				const int ch = kk * 2 + ((lane >> 3) & 1);
 				uint32_t b0, b1, b2, b3;
-				attn_ldmatrix_x4(b0, b1, b2, b3, ks + attn_sw<D>(tok, ch));
+				attn_ldsm_x4(b0, b1, b2, b3, sb + koff[kk & 3] + (kk >> 2) * 128 + j * 8 * ROWB);
 				attn_mma<T>(s[j], qa[kk], b0, b1);
 				attn_mma<T>(s[j + 1], qa[kk], b2, b3);
 			}
 		}
 
-		// visibility, scale, online softmax (exp2 domain)
-		/* the warp's NW tokens lie in one word (NW <= 32) or are the whole tile */
+		// visibility: the warp's NW tokens lie in one word (NW <= 32) or are the whole tile
 		const uint32_t w_lo0 = mb[2 * e_lo + (tw0 >> 5)], w_hi0 = mb[2 * e_hi + (tw0 >> 5)];
-		const uint32_t w_lo1 = NW > 32 ? mb[2 * e_lo + 1] : 0u, w_hi1 = NW > 32 ? mb[2 * e_hi + 1] : 0u;
+		const uint32_t w_lo1 = NW > 32 ? mb[2 * e_lo + 1] : 0xffffffffu;
+		const uint32_t w_hi1 = NW > 32 ? mb[2 * e_hi + 1] : 0xffffffffu;
+		const uint32_t nwm = NW >= 32 ? 0xffffffffu : (((1u << NW) - 1u) << (tw0 & 31));
+		const bool full = ((w_lo0 & w_hi0 & nwm) == nwm) && ((w_lo1 & w_hi1) == 0xffffffffu);
+		if (!__all_sync(0xffffffffu, full)) {
+#pragma unroll
+			for (int j = 0; j < NT; j++) {
+				const int tb = (tw0 & 31) + 8 * j;
+				const uint32_t w_lo = tb < 32 ? w_lo0 : w_lo1, w_hi = tb < 32 ? w_hi0 : w_hi1;
+				const int b = (tb & 31) + 2 * q4;
+				if (!((w_lo >> b) & 1u))
+					s[j][0] = -INFINITY;
+				if (!((w_lo >> (b + 1)) & 1u))
+					s[j][1] = -INFINITY;
+				if (!((w_hi >> b) & 1u))
+					s[j][2] = -INFINITY;
+				if (!((w_hi >> (b + 1)) & 1u))
+					s[j][3] = -INFINITY;
+			}
+		}
+
+		// online softmax: max on raw scores, exp2((s - m) * scale * log2 e) as one FFMA
 		float mx_lo = -INFINITY, mx_hi = -INFINITY;
 #pragma unroll
 		for (int j = 0; j < NT; j++) {
-			const int tb = (tw0 & 31) + 8 * j; /* compile-time word choice when NW == 64 */
-			const uint32_t w_lo = tb < 32 ? w_lo0 : w_lo1, w_hi = tb < 32 ? w_hi0 : w_hi1;
-			const int b = (tb & 31) + 2 * q4;
-			const bool v0 = (w_lo >> b) & 1u, v1 = (w_lo >> (b + 1)) & 1u;
-			const bool v2 = (w_hi >> b) & 1u, v3 = (w_hi >> (b + 1)) & 1u;
-			s[j][0] = v0 ? s[j][0] * sl2 : -INFINITY;
-			s[j][1] = v1 ? s[j][1] * sl2 : -INFINITY;
-			s[j][2] = v2 ? s[j][2] * sl2 : -INFINITY;
-			s[j][3] = v3 ? s[j][3] * sl2 : -INFINITY;
 			mx_lo = fmaxf(mx_lo, fmaxf(s[j][0], s[j][1]));
 			mx_hi = fmaxf(mx_hi, fmaxf(s[j][2], s[j][3]));
 		}
@@ -327,29 +374,32 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 		mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, 1));
 		mx_hi = fmaxf(mx_hi, __shfl_xor_sync(0xffffffffu, mx_hi, 2));
 		const float mn_lo = fmaxf(m_lo, mx_lo), mn_hi = fmaxf(m_hi, mx_hi);
-		const float mu_lo = mn_lo == -INFINITY ? 0.f : mn_lo;
-		const float mu_hi = mn_hi == -INFINITY ? 0.f : mn_hi;
-		const float a_lo = attn_ex2(m_lo - mu_lo), a_hi = attn_ex2(m_hi - mu_hi);
+		const float nb_lo = mn_lo == -INFINITY ? 0.f : -mn_lo * sl2;
+		const float nb_hi = mn_hi == -INFINITY ? 0.f : -mn_hi * sl2;
+		const float a_lo = mn_lo == m_lo ? 1.f : attn_ex2(fmaf(m_lo, sl2, nb_lo));
+		const float a_hi = mn_hi == m_hi ? 1.f : attn_ex2(fmaf(m_hi, sl2, nb_hi));
 		m_lo = mn_lo;
 		m_hi = mn_hi;
 		float rs_lo = 0.f, rs_hi = 0.f;
 #pragma unroll
 		for (int j = 0; j < NT; j++) {
-			s[j][0] = attn_ex2(s[j][0] - mu_lo);
-			s[j][1] = attn_ex2(s[j][1] - mu_lo);
-			s[j][2] = attn_ex2(s[j][2] - mu_hi);
-			s[j][3] = attn_ex2(s[j][3] - mu_hi);
+			s[j][0] = attn_ex2(fmaf(s[j][0], sl2, nb_lo));
+			s[j][1] = attn_ex2(fmaf(s[j][1], sl2, nb_lo));
+			s[j][2] = attn_ex2(fmaf(s[j][2], sl2, nb_hi));
+			s[j][3] = attn_ex2(fmaf(s[j][3], sl2, nb_hi));
 			rs_lo += s[j][0] + s[j][1];
 			rs_hi += s[j][2] + s[j][3];
 		}
-		l_lo = l_lo * a_lo + rs_lo;
-		l_hi = l_hi * a_hi + rs_hi;
+		l_lo = fmaf(l_lo, a_lo, rs_lo);
+		l_hi = fmaf(l_hi, a_hi, rs_hi);
+		if (__any_sync(0xffffffffu, a_lo != 1.f || a_hi != 1.f)) {
 #pragma unroll
-		for (int i = 0; i < DT; i++) {
-			o[i][0] *= a_lo;
-			o[i][1] *= a_lo;
-			o[i][2] *= a_hi;
-			o[i][3] *= a_hi;
+			for (int i = 0; i < DT; i++) {
+				o[i][0] *= a_lo;
+				o[i][1] *= a_lo;
+				o[i][2] *= a_hi;
+				o[i][3] *= a_hi;
+			}
 		}
 
 		// O += P V
@@ -361,41 +411,98 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 				attn_pack2<T>(s[2 * k2 + 1][0], s[2 * k2 + 1][1]),
 				attn_pack2<T>(s[2 * k2 + 1][2], s[2 * k2 + 1][3]),
 			};
-			const int tok = tw0 + 16 * k2 + (lane & 7) + (((lane >> 3) & 1) << 3);
 #pragma unroll
 			for (int dp = 0; dp < D / 16; dp++) {
-				const int ch = dp * 2 + (lane >> 4);
 				uint32_t b0, b1, b2, b3;
-				attn_ldmatrix_x4_trans(b0, b1, b2, b3, vs + attn_sw<D>(tok, ch));
+				attn_ldsm_x4_trans(b0, b1, b2, b3,
+						   sb + voff[dp & 3] + (dp >> 2) * 128 + k2 * 16 * ROWB);
 				attn_mma<T>(o[2 * dp], pa, b0, b1);
 				attn_mma<T>(o[2 * dp + 1], pa, b2, b3);
 			}
 		}
 	}
 
-	// park this warp's rows as part ts, then merge the parts
+	// merge the TS token-warp parts of each row: parts 1.. park in shared
+	// memory, the part-0 warps fold them in (fixed order) and write the
+	// normalized partial and its log-sum-exp straight from registers
 	if (active) {
 		l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 1);
 		l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 2);
 		l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 1);
 		l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 2);
-		const int base = ts * 16 * WR;
+		if (TS > 1 && ts > 0) {
+			const int base = (ts - 1) * 16 * WR;
 #pragma unroll
-		for (int i = 0; i < DT; i++) {
-			*reinterpret_cast<float2 *>(&mo[(base + r_lo) * C::MS + 8 * i + 2 * q4]) =
-				make_float2(o[i][0], o[i][1]);
-			*reinterpret_cast<float2 *>(&mo[(base + r_hi) * C::MS + 8 * i + 2 * q4]) =
-				make_float2(o[i][2], o[i][3]);
-		}
-		if (q4 == 0) {
-			ml[base + r_lo] = m_lo;
-			ml[base + r_hi] = m_hi;
-			ml[ATTN_MAX_ROWS + base + r_lo] = l_lo;
-			ml[ATTN_MAX_ROWS + base + r_hi] = l_hi;
+			for (int i = 0; i < DT; i++) {
+				*reinterpret_cast<float2 *>(&mo[(base + r_lo) * C::MS + 8 * i + 2 * q4]) =
+					make_float2(o[i][0], o[i][1]);
+				*reinterpret_cast<float2 *>(&mo[(base + r_hi) * C::MS + 8 * i + 2 * q4]) =
+					make_float2(o[i][2], o[i][3]);
+			}
+			if (q4 == 0) { /* m in log2 units of the scaled score */
+				ml[base + r_lo] = m_lo * sl2;
+				ml[base + r_hi] = m_hi * sl2;
+				ml[ATTN_MAX_ROWS + base + r_lo] = l_lo;
+				ml[ATTN_MAX_ROWS + base + r_hi] = l_hi;
+			}
 		}
 	}
-	__syncthreads();
-	attn_merge_write<D>(p, sg, mo, ml, TS, 16 * WR, n_rows);
+	if (TS > 1)
+		__syncthreads();
+	if (active && ts == 0) {
+		const float s_lo = m_lo * sl2, s_hi = m_hi * sl2;
+		float M_lo = s_lo, M_hi = s_hi;
+#pragma unroll
+		for (int k = 1; k < TS; k++) {
+			M_lo = fmaxf(M_lo, ml[(k - 1) * 16 * WR + r_lo]);
+			M_hi = fmaxf(M_hi, ml[(k - 1) * 16 * WR + r_hi]);
+		}
+		const float U_lo = M_lo == -INFINITY ? 0.f : M_lo, U_hi = M_hi == -INFINITY ? 0.f : M_hi;
+		const float w_lo = attn_ex2(s_lo - U_lo), w_hi = attn_ex2(s_hi - U_hi);
+		float L_lo = l_lo * w_lo, L_hi = l_hi * w_hi;
+#pragma unroll
+		for (int i = 0; i < DT; i++) {
+			o[i][0] *= w_lo;
+			o[i][1] *= w_lo;
+			o[i][2] *= w_hi;
+			o[i][3] *= w_hi;
+		}
+#pragma unroll
+		for (int k = 1; k < TS; k++) {
+			const int b = (k - 1) * 16 * WR;
+			const float v_lo = attn_ex2(ml[b + r_lo] - U_lo), v_hi = attn_ex2(ml[b + r_hi] - U_hi);
+			L_lo += v_lo * ml[ATTN_MAX_ROWS + b + r_lo];
+			L_hi += v_hi * ml[ATTN_MAX_ROWS + b + r_hi];
+#pragma unroll
+			for (int i = 0; i < DT; i++) {
+				const float2 x = *reinterpret_cast<const float2 *>(&mo[(b + r_lo) * C::MS + 8 * i + 2 * q4]);
+				const float2 y = *reinterpret_cast<const float2 *>(&mo[(b + r_hi) * C::MS + 8 * i + 2 * q4]);
+				o[i][0] += v_lo * x.x;
+				o[i][1] += v_lo * x.y;
+				o[i][2] += v_hi * y.x;
+				o[i][3] += v_hi * y.y;
+			}
+		}
+		const float i_lo = L_lo > 0.f ? 1.f / L_lo : 0.f, i_hi = L_hi > 0.f ? 1.f / L_hi : 0.f;
+		if (r_lo < n_rows) {
+			const size_t slot = (size_t)(sg.slot0 + e_lo) * p.hpk + (r_lo - e_lo * p.hpk);
+			float *dst = p.part_o + slot * D + 2 * q4;
+#pragma unroll
+			for (int i = 0; i < DT; i++)
+				*reinterpret_cast<float2 *>(dst + 8 * i) = make_float2(o[i][0] * i_lo, o[i][1] * i_lo);
+			if (q4 == 0)
+				p.part_lse[slot] = L_lo > 0.f ? (M_lo + __log2f(L_lo)) * 0.69314718055994531f : -INFINITY;
+		}
+		if (r_hi < n_rows) {
+			const size_t slot = (size_t)(sg.slot0 + e_hi) * p.hpk + (r_hi - e_hi * p.hpk);
+			float *dst = p.part_o + slot * D + 2 * q4;
+#pragma unroll
+			for (int i = 0; i < DT; i++)
+				*reinterpret_cast<float2 *>(dst + 8 * i) = make_float2(o[i][2] * i_hi, o[i][3] * i_hi);
+			if (q4 == 0)
+				p.part_lse[slot] = L_hi > 0.f ? (M_hi + __log2f(L_hi)) * 0.69314718055994531f : -INFINITY;
+		}
+	}
 }
 
 // ---- CUDA-core path (rows <= 4)
@@ -534,21 +641,29 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 	T *kv_s = reinterpret_cast<T *>(attn_smem);
 	uint32_t *mb_s = reinterpret_cast<uint32_t *>(attn_smem + C::SMEM_KV);
 	float *mo = reinterpret_cast<float *>(attn_smem + C::SMEM_KV + C::SMEM_MB);
-	float *ml = mo + ATTN_MAX_ROWS * C::MS;
+	float *ml = mo + C::MO_ROWS * C::MS;
+	uint4 *segs_s = reinterpret_cast<uint4 *>(attn_smem + C::SMEM_KV + C::SMEM_MB + C::SMEM_MO + C::SMEM_ML);
 
 	/* let the reduction grid launch now; it waits for this grid's end */
 	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 	const int s0 = p.cta_off[blockIdx.x], s1 = p.cta_off[blockIdx.x + 1];
 	if (s0 >= s1)
 		return;
+	{ /* the CTA's segment descriptors into shared memory */
+		const int n = min(s1 - s0, ATTN_SEG_CACHE) * 3;
+		const uint4 *src = reinterpret_cast<const uint4 *>(p.segs + s0);
+		for (int i = threadIdx.x; i < n; i += ATTN_THREADS)
+			segs_s[i] = __ldg(src + i);
+		__syncthreads();
+	}
 	attn_loader<D, T> ld;
-	ld.start(p, s0, s1, kv_s, mb_s);
+	ld.start(p, s0, s1, kv_s, mb_s, segs_s);
 #pragma unroll 1
 	for (int i = 0; i < C::NS - 1; i++)
 		ld.issue(p);
 #pragma unroll 1
 	for (int s = s0; s < s1; s++) {
-		const attn_seg sg = attn_load_seg(p, s);
+		const attn_seg sg = attn_load_seg(p, s, segs_s, s0);
 		switch (sg.cls) {
 		case ATTN_CLS_CC:
 			attn_seg_cc<D, T>(p, sg, ld, mo, ml);

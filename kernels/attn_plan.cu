@@ -11,7 +11,8 @@
 //
 //   Work list of seq / deft-node / deft-flatten:
 //     units    (KV head, group, query tile): a group's entries cut into tiles
-//              of at most 128 / hpk entries (128 rows), near-equal;
+//              of at most 128 / hpk entries (128 rows), near-equal; ordered
+//              by KV head, then query tile index, then group;
 //     cost     per token max(1, rows16 / 100) (bytes vs tensor-core work: a
 //              row costs ~1/100 of a token's K+V load) plus 16 + rows/2 per
 //              unit (prologue, partial write);
@@ -46,7 +47,9 @@ extern "C" {
 #include "cuda_common.h"
 #include "kernels.h"
 
-#define PLAN_ROW_COST 0.01   /* tensor-core cost of one query row per token, in token loads */
+#define PLAN_ROW_COST 0.025  /* tensor-core cost of one query row per token, in token loads
+				(measured: a 128-row tile costs about 3 token-tile loads) */
+#define PLAN_CC_COST 2.0     /* CUDA-core path, per token (fp16 -> fp32 and FMAs on CUDA cores) */
 #define PLAN_UNIT_COST 16.0  /* fixed cost of a unit, in token loads */
 #define PLAN_OPEN_SEGS 16    /* open segments a piece may merge into (per CTA) */
 
@@ -149,7 +152,7 @@ extern "C" struct cuda_attn_params cuda_attn_default_params(void)
 	p.type = CUDA_DT_F16;
 	p.scale = 0.f;
 	p.n_cta = 0;
-	p.cc_max_rows = ATTN_CC_ROWS;
+	p.cc_max_rows = 0; /* measured slower than the tensor cores at every size (NOTES.md) */
 	p.split = -1;
 	p.merge = 1;
 	return p;
@@ -234,7 +237,7 @@ static __global__ void plan_expand_kernel(const int32_t *run_page, const int32_t
 // ---- work list of the fused kernel
 
 struct plan_unit {
-	int32_t g, e0, ne, rows, cls, min_nvis;
+	int32_t g, k, e0, ne, rows, cls, min_nvis; /* k: query tile order key within the block */
 	bool any_mask;
 	double w, fixed;
 };
@@ -252,19 +255,25 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 	const int max_e = ATTN_MAX_ROWS / hpk;
 	std::vector<plan_unit> units;
 	double unit_cost = 0;
+	int32_t ptile = 0; /* the plan's query tile index of group g within its block */
 	for (int32_t g = 0; g < f->n_groups; g++) {
 		const int32_t eb = f->group_entry_off[g], ne_g = f->group_entry_off[g + 1] - eb;
 		const int n_tiles = (ne_g + max_e - 1) / max_e;
+		ptile = g > 0 && f->group_run_begin[g] == f->group_run_begin[g - 1] &&
+				f->group_n_tokens[g] == f->group_n_tokens[g - 1]
+			? ptile + 1
+			: 0;
 		for (int k = 0; k < n_tiles; k++) {
 			plan_unit u;
 			u.g = g;
+			u.k = ptile * 64 + k; /* sort key: plan tile, then our row tile */
 			u.e0 = eb + (int32_t)(((int64_t)ne_g * k) / n_tiles);
 			const int32_t e1 = eb + (int32_t)(((int64_t)ne_g * (k + 1)) / n_tiles);
 			u.ne = e1 - u.e0;
 			u.rows = u.ne * hpk;
 			u.cls = plan_cls(u.rows, a->p.cc_max_rows);
 			const int rows16 = (u.rows + 15) / 16 * 16;
-			u.w = u.cls == ATTN_CLS_CC ? 1.0 : std::max(1.0, PLAN_ROW_COST * rows16);
+			u.w = u.cls == ATTN_CLS_CC ? PLAN_CC_COST : std::max(1.0, PLAN_ROW_COST * rows16);
 			u.fixed = PLAN_UNIT_COST + 0.5 * u.rows;
 			u.any_mask = false;
 			u.min_nvis = INT32_MAX;
@@ -276,6 +285,12 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 			units.push_back(u);
 		}
 	}
+	/* query tile k of every group first, then tile k+1: a CTA's range then
+	 * holds one query tile over many blocks (one partial per row, merged),
+	 * and the CTAs of tiles 0, 1, .. read the same blocks at the same time,
+	 * so the repeated reads of a block's KV come from L2 */
+	std::stable_sort(units.begin(), units.end(),
+			 [](const plan_unit &x, const plan_unit &y) { return x.k < y.k; });
 	a->st.n_units = (int32_t)units.size() * hkv;
 	const double total = unit_cost * hkv;
 	const double target = std::max(total / n_cta, 1e-9);
@@ -384,7 +399,7 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 				a->masked.push_back(i);
 			}
 			const int rows16 = (s.ne * hpk + 15) / 16 * 16;
-			const double w = s.cls == ATTN_CLS_CC ? 1.0 : std::max(1.0, PLAN_ROW_COST * rows16);
+			const double w = s.cls == ATTN_CLS_CC ? PLAN_CC_COST : std::max(1.0, PLAN_ROW_COST * rows16);
 			cta_cost[c] += PLAN_UNIT_COST + 0.5 * s.ne * hpk + w * s.n_tok;
 			a->st.n_cc_segments += s.cls == ATTN_CLS_CC;
 			a->st.kv_bytes += (uint64_t)s.n_tok * a->p.head_dim * 2 * 2;

@@ -97,7 +97,8 @@ struct cuda_attn_params {
 	int32_t n_cta;       /* persistent CTAs of the fused kernel (default 0 = one per SM) */
 	int32_t cc_max_rows; /* work with at most this many rows (entries x query heads per KV
 				head) takes the CUDA-core path; 0 = tensor cores only, max 4
-				(default 4) */
+				(default 0: on the H200 the tensor-core path is faster even for
+				one row, kernels/NOTES.md) */
 	int32_t split;       /* cut groups into 64-token pieces and balance them over the CTAs:
 				1 yes, 0 no, -1 by algorithm: all but deft-node (default -1) */
 	int32_t merge;       /* merge a CTA's consecutive fully visible pieces of the same

@@ -156,14 +156,14 @@ static int measure(const struct engine_params *ep, const struct workload *w, int
 static void print_row(const struct figures *f, const struct figures *seq)
 {
 	char a[32], b[32], c[32], d[32], e[32];
-	printf("%-24s %-13s %5lld %7.1f %10s %10s %6.1f%% %10s %10s %10s %8.2fx %8s\n", f->workload,
+	printf("%-24s %-13s %5lld %7.1f %10s %10s %6.1f%% %10s %10s %10s %8.2fx\n", f->workload,
 	       treeplan_algo_name(f->algo), (long long)f->steps, f->steps ? (double)f->queries / (double)f->steps : 0,
 	       metrics_fmt_ns((double)f->step_p50, a, sizeof(a)), metrics_fmt_ns((double)f->attn_p50, b, sizeof(b)),
 	       100 * f->attn_share, metrics_fmt_bytes((uint64_t)f->kv, c, sizeof(c)),
 	       metrics_fmt_bytes((uint64_t)f->kv_seq, d, sizeof(d)), metrics_fmt_bytes((uint64_t)f->io, e, sizeof(e)),
-	       f->kv > 0 ? f->kv_seq / f->kv : 0, "");
+	       f->kv > 0 ? f->kv_seq / f->kv : 0);
 	if (seq && seq->attn_p50 > 0 && f->attn_p50 > 0)
-		printf("%-24s %-13s attention %.2fx faster than seq, step %.2fx\n", "", "",
+		printf("%-24s %-13s seq/this: attention time %.2fx, step time %.2fx\n", "", "",
 		       (double)seq->attn_p50 / (double)f->attn_p50, (double)seq->step_p50 / (double)f->step_p50);
 }
 

@@ -19,6 +19,7 @@
 #include "cmd.h"
 #include "common.h"
 #include "gguf.h"
+#include "model.h"
 #include "quant.h"
 
 int cmd_inspect(int argc, char **argv);
@@ -309,7 +310,8 @@ int cmd_inspect(int argc, char **argv)
 		print_header(g);
 		if (metadata)
 			print_metadata(g, max_elems);
-		/* ARCH SUMMARY: the model helper adds model_describe() here */
+		printf("\n");
+		model_describe(g, stdout); /* architecture summary, or why it is not a model */
 		if (tensors)
 			print_tensors(g);
 	}

@@ -36,6 +36,8 @@ static void usage(FILE *out)
 		"  --vocab N           tokens, >= 259 (default %d)\n"
 		"  --ctx N             context_length metadata (default %d)\n"
 		"  --rope-base F       rope frequency base (default %g)\n"
+		"  --rope-scale F      linear rope scaling factor (default 1: none)\n"
+		"  --rope-freqs        write Llama-3.1 rope_freqs.weight factors\n"
 		"  --type T            weights: f32 f16 q8_0 q4_1 q4_k q6_k (default q8_0)\n"
 		"  --tied / --untied   share token_embd as the output matrix (default tied)\n"
 		"  --qkv-bias / --no-qkv-bias   q/k/v biases (default: qwen2 yes, llama no)\n"
@@ -89,14 +91,15 @@ static int parse_type(const char *s, enum dt_type *out)
 int cmd_mkmodel(int argc, char **argv)
 {
 	enum { O_PRESET = 256, O_ARCH, O_LAYERS, O_EMBD, O_HEADS, O_KV, O_FF, O_VOCAB, O_CTX, O_BASE,
-	       O_TYPE, O_TIED, O_UNTIED, O_BIAS, O_NOBIAS, O_VFROM, O_SEED };
+	       O_TYPE, O_RSCALE, O_RFREQS, O_TIED, O_UNTIED, O_BIAS, O_NOBIAS, O_VFROM, O_SEED };
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' }, { "preset", required_argument, NULL, O_PRESET },
 		{ "arch", required_argument, NULL, O_ARCH }, { "layers", required_argument, NULL, O_LAYERS },
 		{ "embd", required_argument, NULL, O_EMBD }, { "heads", required_argument, NULL, O_HEADS },
 		{ "kv-heads", required_argument, NULL, O_KV }, { "ff", required_argument, NULL, O_FF },
 		{ "vocab", required_argument, NULL, O_VOCAB }, { "ctx", required_argument, NULL, O_CTX },
-		{ "rope-base", required_argument, NULL, O_BASE }, { "type", required_argument, NULL, O_TYPE },
+		{ "rope-base", required_argument, NULL, O_BASE },
+		{ "rope-scale", required_argument, NULL, O_RSCALE }, { "rope-freqs", no_argument, NULL, O_RFREQS }, { "type", required_argument, NULL, O_TYPE },
 		{ "tied", no_argument, NULL, O_TIED }, { "untied", no_argument, NULL, O_UNTIED },
 		{ "qkv-bias", no_argument, NULL, O_BIAS }, { "no-qkv-bias", no_argument, NULL, O_NOBIAS },
 		{ "vocab-from", required_argument, NULL, O_VFROM }, { "seed", required_argument, NULL, O_SEED },
@@ -145,6 +148,16 @@ int cmd_mkmodel(int argc, char **argv)
 			}
 			break;
 		}
+		case O_RSCALE: {
+			char *end;
+			p.rope_scale = strtof(optarg, &end);
+			if (*end || !(p.rope_scale > 0)) {
+				fprintf(stderr, "deftree mkmodel: --rope-scale: bad value '%s'\n", optarg);
+				bad = -1;
+			}
+			break;
+		}
+		case O_RFREQS: p.rope_freqs = true; break;
 		case O_TYPE: bad = parse_type(optarg, &p.type); break;
 		case O_TIED: p.tied = true; break;
 		case O_UNTIED: p.tied = false; break;

@@ -1,11 +1,14 @@
 /*
  * main.c — command dispatch: `deftree [COMMAND] [ARGS]`.
- * With no command, the interactive front end runs on the default model.
+ * With no command (or options only), the terminal playground (`tui`) runs on
+ * the default model when deftree was built with it and stdin and stdout are
+ * a terminal; otherwise the line-based chat (`chat`) does.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "common.h"
@@ -18,11 +21,17 @@ int cmd_bench(int argc, char **argv);
 int cmd_tree(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
+#ifdef HAVE_TUI
+int cmd_tui(int argc, char **argv);
+#endif
 
 static const struct dt_command commands[] = {
 	/* COMMANDS: one line each, in the order `deftree help` lists them */
+#ifdef HAVE_TUI
+	{ "tui", cmd_tui, "the terminal playground: grow, fork and inspect a token tree live (what `deftree` runs)" },
+#endif
 	{ "generate", cmd_generate, "stream the answer to one prompt, then its timings" },
-	{ "chat", cmd_chat, "interactive chat on a model (what `deftree` alone runs)" },
+	{ "chat", cmd_chat, "line-based interactive chat (what `deftree` runs without a terminal or TUI)" },
 	{ "tree", cmd_tree, "grow a token tree headless (sample-n, beam, forks): tree text, metrics, JSON/DOT" },
 	{ "replay", cmd_replay, "replay a tree workload shape (reasoning, speculative, few-shot): IO and time per step" },
 	{ "bench", cmd_bench, "measurements: cpu (tokens/s beside llama.cpp)" },
@@ -42,12 +51,21 @@ static int cmd_help(int argc, char **argv)
 	return 0;
 }
 
+/* no command, or options only (deftree -m PATH): the playground on a
+ * terminal, the line-based chat otherwise (pipes, scripts, --disable-tui) */
+static int run_default(int argc, char **argv)
+{
+#ifdef HAVE_TUI
+	if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+		return cmd_tui(argc, argv);
+#endif
+	return cmd_chat(argc, argv);
+}
+
 int main(int argc, char **argv)
 {
-	/* no command, or options only (deftree -m PATH): the interactive prompt,
-	 * until the terminal UI exists */
 	if (argc < 2)
-		return cmd_chat(argc, argv);
+		return run_default(argc, argv);
 	const char *name = argv[1];
 	if (!strcmp(name, "-h") || !strcmp(name, "--help"))
 		return cmd_help(0, NULL);
@@ -56,7 +74,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (name[0] == '-')
-		return cmd_chat(argc, argv);
+		return run_default(argc, argv);
 	for (size_t i = 0; i < DT_ARRAY_LEN(commands); i++)
 		if (!strcmp(name, commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);

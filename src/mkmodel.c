@@ -44,7 +44,7 @@ struct mkmodel_params mkmodel_default_params(void)
 {
 	struct mkmodel_params p = {
 		.n_layer = 2, .n_embd = 64, .n_head = 4, .n_head_kv = 4, .n_ff = 128,
-		.n_vocab = 512, .n_ctx = 2048, .rope_base = 10000.0f, .rms_eps = 1e-5f,
+		.n_vocab = 512, .n_ctx = 2048, .rope_base = 10000.0f, .rms_eps = 1e-5f, .rope_scale = 1.0f,
 		.type = DT_TYPE_Q8_0, .tied = true, .qkv_bias = -1, .seed = 1,
 		.n_threads = dt_ncpu(),
 	};
@@ -562,7 +562,27 @@ static const char mk_chatml[] =
 
 // ---- tensors
 
-enum mk_fill { MK_FILL_MATRIX, MK_FILL_EMBD, MK_FILL_NORM, MK_FILL_BIAS };
+enum mk_fill { MK_FILL_MATRIX, MK_FILL_EMBD, MK_FILL_NORM, MK_FILL_BIAS, MK_FILL_ROPE_FREQS };
+
+/* Llama 3.1's rope frequency factors (convert_hf_to_gguf.py: factor 8, low/high
+ * frequency factors 1 and 4, original context 8192): x (n_rot/2). */
+static void mk_rope_freqs(float *x, int64_t n, float base)
+{
+	const double factor = 8.0, lo = 1.0, hi = 4.0, old_ctx = 8192.0;
+	const double lo_wavelen = old_ctx / lo, hi_wavelen = old_ctx / hi;
+	for (int64_t i = 0; i < n; i++) {
+		const double freq = 1.0 / pow((double)base, (double)(2 * i) / (double)(2 * n));
+		const double wavelen = 2.0 * M_PI / freq;
+		if (wavelen < hi_wavelen) {
+			x[i] = 1.0f;
+		} else if (wavelen > lo_wavelen) {
+			x[i] = (float)factor;
+		} else {
+			const double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+			x[i] = (float)(1.0 / ((1.0 - smooth) / factor + smooth));
+		}
+	}
+}
 
 struct mk_tensor {
 	char name[64];
@@ -583,7 +603,7 @@ static void mk_add(struct mk_tensor *t, int *n, const char *name, int64_t ne0, i
 	x->ne[0] = ne0;
 	x->ne[1] = ne1 > 0 ? ne1 : 1;
 	x->fill = fill;
-	if (fill == MK_FILL_NORM || fill == MK_FILL_BIAS)
+	if (fill == MK_FILL_NORM || fill == MK_FILL_BIAS || fill == MK_FILL_ROPE_FREQS)
 		x->type = DT_TYPE_F32;
 	else if (ne0 % quant_type(type)->block_size == 0)
 		x->type = type;
@@ -596,6 +616,7 @@ struct mk_gen_job {
 	const struct mk_tensor *t;
 	int tensor_index;
 	uint64_t seed;
+	float rope_base;
 	int64_t r0, n_rows;
 	uint8_t *out;     /* (n_rows, row_bytes) */
 	size_t row_bytes;
@@ -615,6 +636,11 @@ static void mk_gen_worker(void *arg, int ith, int nth)
 		const int64_t r = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
 		if (r >= j->n_rows)
 			break;
+		if (t->fill == MK_FILL_ROPE_FREQS) {
+			mk_rope_freqs(x, n, j->rope_base);
+			mkmodel_quantize_row(t->type, x, j->out + (size_t)r * j->row_bytes, n);
+			continue;
+		}
 		uint64_t s = j->seed ^ ((uint64_t)(j->tensor_index + 1) << 40) ^ (uint64_t)(j->r0 + r);
 		mk_splitmix(&s);
 		for (int64_t i = 0; i < n; i++)
@@ -641,6 +667,9 @@ int mkmodel_write(const struct mkmodel_params *p, const char *path, FILE *log, c
 	if (!mkmodel_type_ok(p->type))
 		return dt_err(err, "mkmodel: unsupported weight type %s (expected f32, f16, q8_0, q4_1, q4_k or q6_k)",
 			      quant_type_name(p->type));
+	if (!(p->rope_scale > 0.0f) || !(p->rope_base > 0.0f))
+		return dt_err(err, "mkmodel: rope scale %g and base %g must be positive",
+			      (double)p->rope_scale, (double)p->rope_base);
 	if (p->n_layer < 1 || p->n_embd < 32 || p->n_head < 1 || p->n_head_kv < 1 || p->n_ff < 32 ||
 	    p->n_ctx < 1)
 		return dt_err(err, "mkmodel: bad shape (layers %d, embd %d, heads %d/%d, ff %d, ctx %d)",
@@ -673,6 +702,10 @@ int mkmodel_write(const struct mkmodel_params *p, const char *path, FILE *log, c
 	mk_kv_u32(&kv, ARCH_KEY("rope.dimension_count"), (uint32_t)head_dim);
 	mk_kv_f32(&kv, ARCH_KEY("rope.freq_base"), p->rope_base);
 	mk_kv_f32(&kv, ARCH_KEY("attention.layer_norm_rms_epsilon"), p->rms_eps);
+	if (p->rope_scale != 1.0f) {
+		mk_kv_str(&kv, ARCH_KEY("rope.scaling.type"), "linear");
+		mk_kv_f32(&kv, ARCH_KEY("rope.scaling.factor"), p->rope_scale);
+	}
 #undef ARCH_KEY
 	if (p->vocab_from) {
 		src = gguf_open(p->vocab_from, err);
@@ -728,7 +761,7 @@ int mkmodel_write(const struct mkmodel_params *p, const char *path, FILE *log, c
 	}
 
 	/* tensor table */
-	const int max_t = 3 + p->n_layer * 12;
+	const int max_t = 4 + p->n_layer * 12;
 	struct mk_tensor *ts = xcalloc((size_t)max_t, sizeof(*ts));
 	int nt = 0;
 	const bool bias = p->qkv_bias < 0 ? qwen2 : p->qkv_bias > 0;
@@ -736,6 +769,8 @@ int mkmodel_write(const struct mkmodel_params *p, const char *path, FILE *log, c
 	mk_add(ts, &nt, "output_norm.weight", p->n_embd, 0, DT_TYPE_F32, MK_FILL_NORM);
 	if (!p->tied)
 		mk_add(ts, &nt, "output.weight", p->n_embd, n_vocab, p->type, MK_FILL_MATRIX);
+	if (p->rope_freqs)
+		mk_add(ts, &nt, "rope_freqs.weight", head_dim / 2, 0, DT_TYPE_F32, MK_FILL_ROPE_FREQS);
 	for (int l = 0; l < p->n_layer; l++) {
 		char tn[64];
 #define TN(s) (snprintf(tn, sizeof(tn), "blk.%d.%s", l, s), tn)
@@ -812,7 +847,8 @@ int mkmodel_write(const struct mkmodel_params *p, const char *path, FILE *log, c
 				buf = xmalloc(need);
 				buf_cap = need;
 			}
-			struct mk_gen_job j = { .t = t, .tensor_index = i, .seed = p->seed, .r0 = r0,
+			struct mk_gen_job j = { .t = t, .tensor_index = i, .seed = p->seed,
+						.rope_base = p->rope_base, .r0 = r0,
 						.n_rows = rows, .out = buf, .row_bytes = row_bytes,
 						.scratch = scratch };
 			atomic_init(&j.next, 0);

@@ -33,6 +33,8 @@ struct mkmodel_params {
 	int32_t n_ctx;      /* context_length metadata (default 2048) */
 	float rope_base;    /* rope.freq_base (default 10000) */
 	float rms_eps;      /* attention.layer_norm_rms_epsilon (default 1e-5) */
+	float rope_scale;   /* linear rope scaling factor, rope.scaling.type/factor (default 1: none) */
+	bool rope_freqs;    /* write a Llama-3.1-style rope_freqs.weight (factor 8, default false) */
 	enum dt_type type;  /* 2-D weight type (default q8_0): f32 f16 q8_0 q4_1 q4_k q6_k */
 	bool tied;          /* no output.weight: logits use token_embd (default true) */
 	int qkv_bias;       /* 1: write blk.N.attn_{q,k,v}.bias, 0: not, -1: arch default (qwen2 yes) */

@@ -62,6 +62,22 @@ static const struct model_arch *model_find_arch(const char *name)
 	return NULL;
 }
 
+/* Copies s into buf (n bytes) with bytes outside printable ASCII as \xNN, so
+ * that strings from a file cannot reach the terminal as control sequences. */
+static const char *model_esc(const char *s, char *buf, size_t n)
+{
+	size_t o = 0;
+	for (; *s && o + 5 < n; s++) {
+		const unsigned char ch = (unsigned char)*s;
+		if (ch >= 0x20 && ch < 0x7f)
+			buf[o++] = (char)ch;
+		else
+			o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
+	}
+	buf[o] = 0;
+	return buf;
+}
+
 // ---- the model
 
 struct model_layer {
@@ -169,14 +185,15 @@ static int model_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp
 	if (gguf_get_str(g, "general.architecture", &arch, err) != 0)
 		return -1;
 	const struct model_arch *a = model_find_arch(arch);
+	char esc[96];
 	if (!a)
 		return dt_err(err, "%s: unsupported architecture '%s' (expected llama or qwen2)", path,
-			      arch);
+			      model_esc(arch, esc, sizeof(esc)));
 	*arch_out = a;
 	snprintf(hp->arch, sizeof(hp->arch), "%s", arch);
 	const char *name;
 	if (gguf_find_key(g, "general.name") >= 0 && gguf_get_str(g, "general.name", &name, NULL) == 0)
-		snprintf(hp->name, sizeof(hp->name), "%s", name);
+		model_esc(name, hp->name, sizeof(hp->name));
 
 	int bad = 0;
 	bad = bad || hp_get_i32(g, arch, "block_count", true, 0, &hp->n_layer, err);
@@ -237,7 +254,7 @@ static int model_read_hparams(const struct gguf_ctx *g, struct model_hparams *hp
 		}
 	} else if (strcmp(stype, "none") != 0) {
 		return dt_err(err, "%s: unsupported rope scaling type '%s' (expected none or linear)",
-			      path, stype);
+			      path, model_esc(stype, esc, sizeof(esc)));
 	}
 	hp->rope_neox = a->rope_neox;
 
@@ -280,10 +297,11 @@ static int check_shape(const struct gguf_ctx *g, const struct gguf_tensor *t, in
 		snprintf(want, sizeof(want), "[%lld, %lld]", (long long)ne0, (long long)ne1);
 	else
 		snprintf(want, sizeof(want), "[%lld]", (long long)ne0);
-	int len = snprintf(got, sizeof(got), "[%lld", (long long)t->ne[0]);
-	for (uint32_t d = 1; d < t->n_dims && len < (int)sizeof(got); d++)
-		len += snprintf(got + len, sizeof(got) - (size_t)len, ", %lld", (long long)t->ne[d]);
-	snprintf(got + DT_MIN(len, (int)sizeof(got) - 2), sizeof(got) - (size_t)DT_MIN(len, (int)sizeof(got) - 2), "]");
+	/* 4 dims of at most 20 digits fit in got[96] */
+	size_t len = (size_t)snprintf(got, sizeof(got), "[%lld", (long long)t->ne[0]);
+	for (uint32_t d = 1; d < t->n_dims && d < GGUF_MAX_DIMS; d++)
+		len += (size_t)snprintf(got + len, sizeof(got) - len, ", %lld", (long long)t->ne[d]);
+	snprintf(got + len, sizeof(got) - len, "]");
 	return dt_err(err, "%s: tensor %s has shape %s (expected %s)", gguf_path(g), t->name, got,
 		      want);
 }

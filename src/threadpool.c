@@ -48,6 +48,7 @@
 #define TP_CACHELINE 64
 #define TP_SPIN_NS_DEFAULT 2000000 /* idle workers spin 2 ms, then sleep */
 #define TP_YIELD_AFTER 4096        /* pause iterations before a barrier wait starts yielding */
+#define TP_YIELD_IDLE_NS 50000     /* an idle worker spins 50 us, then yields while it spins */
 #define TP_DONE_SPIN 16384         /* pause iterations (~0.1-0.5 ms) the submitter spins before sleeping */
 
 #define JOB_ANY (1ull << 31)
@@ -131,7 +132,7 @@ static void *tp_worker_main(void *p)
 		while (JOB_GEN(j = atomic_load_explicit(&tp->job, memory_order_acquire)) == seen &&
 		       !atomic_load_explicit(&tp->stop, memory_order_relaxed)) {
 			tp_pause();
-			if ((++iters & 1023) != 0)
+			if ((++iters & 255) != 0)
 				continue;
 			int64_t now = dt_now_ns();
 			if (t0 == 0) {
@@ -139,8 +140,10 @@ static void *tp_worker_main(void *p)
 				continue;
 			}
 			if (now - t0 < atomic_load_explicit(&tp->spin_ns, memory_order_relaxed)) {
-				if (iters >= 64 * 1024)
-					sched_yield(); /* oversubscribed machines: let the submitter run */
+				/* past the gaps between the jobs of one token (microseconds),
+				 * give way to other threads on this CPU while waiting */
+				if (now - t0 > TP_YIELD_IDLE_NS)
+					sched_yield();
 				continue;
 			}
 			pthread_mutex_lock(&tp->mu);

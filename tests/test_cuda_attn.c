@@ -92,7 +92,7 @@ static struct tree *random_tree(struct kvpool *pool, enum shape_kind kind)
 		break;
 	case WIDE:
 	case MANYQ: {
-		int32_t nb = kind == MANYQ ? 130 + rand() % 100 : 10 + rand() % 60;
+		int32_t nb = kind == MANYQ ? 130 + rand() % (quick ? 10 : 100) : 10 + rand() % 60;
 		for (int32_t b = 0; b < nb; b++) {
 			int32_t c = tree_add_child(t, tree_root(t), err);
 			append_n(t, c, 1 + rand() % (rand() % 4 ? 12 : 200));

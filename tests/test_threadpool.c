@@ -18,7 +18,7 @@
 struct count_job {
 	atomic_int calls;
 	atomic_int seen[8];
-	int nth_seen;
+	atomic_int nth_seen;
 };
 
 static void count_fn(void *arg, int ith, int nth)
@@ -26,7 +26,7 @@ static void count_fn(void *arg, int ith, int nth)
 	struct count_job *j = arg;
 	atomic_fetch_add(&j->calls, 1);
 	atomic_fetch_add(&j->seen[ith], 1);
-	j->nth_seen = nth;
+	atomic_store(&j->nth_seen, nth);
 }
 
 /* phase p: thread ith writes slot[p][ith]; after the barrier it checks that
@@ -119,7 +119,7 @@ int main(void)
 		bool each_once = true;
 		for (int i = 0; i < nth; i++)
 			each_once &= atomic_load(&cj.seen[i]) == 1;
-		ok(atomic_load(&cj.calls) == nth && each_once && cj.nth_seen == nth,
+		ok(atomic_load(&cj.calls) == nth && each_once && atomic_load(&cj.nth_seen) == nth,
 		   "%d threads: one job runs once on each thread", nth);
 
 		struct barrier_job bj;

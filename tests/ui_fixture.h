@@ -31,7 +31,7 @@ static const char *fx_vocab[] = {
 	"\xe2\x9c", "\x93", " ok", " Waves", "\xe6\x97\xa5\xe6\x9c\xac",
 };
 
-static const char *fx_piece(void *ctx, int32_t id, size_t *len)
+static inline const char *fx_piece(void *ctx, int32_t id, size_t *len)
 {
 	(void)ctx;
 	if (id < 0 || id >= (int32_t)(sizeof(fx_vocab) / sizeof(fx_vocab[0]))) {
@@ -42,7 +42,7 @@ static const char *fx_piece(void *ctx, int32_t id, size_t *len)
 	return fx_vocab[id];
 }
 
-static bool fx_is_control(void *ctx, int32_t id)
+static inline bool fx_is_control(void *ctx, int32_t id)
 {
 	(void)ctx;
 	return id == 0;
@@ -55,7 +55,7 @@ struct fx {
 };
 
 /* alts for n tokens: the token itself first with its logprob, then id 9 */
-static void fx_alts(struct tree_alt *alts, const int32_t *ids, const float *lp, int32_t n, int32_t n_alt)
+static inline void fx_alts(struct tree_alt *alts, const int32_t *ids, const float *lp, int32_t n, int32_t n_alt)
 {
 	for (int32_t i = 0; i < n; i++)
 		for (int32_t k = 0; k < n_alt; k++) {
@@ -69,7 +69,7 @@ static void fx_alts(struct tree_alt *alts, const int32_t *ids, const float *lp, 
 		}
 }
 
-static void fx_append(struct fx *f, int32_t node, const int32_t *ids, const float *p, int32_t n, int32_t step)
+static inline void fx_append(struct fx *f, int32_t node, const int32_t *ids, const float *p, int32_t n, int32_t step)
 {
 	float lp[16];
 	struct tree_alt alts[16 * 4];
@@ -81,7 +81,7 @@ static void fx_append(struct fx *f, int32_t node, const int32_t *ids, const floa
 	DT_ASSERT(rc == 0);
 }
 
-static void fx_build(struct fx *f, int32_t page_size, int32_t n_pages)
+static inline void fx_build(struct fx *f, int32_t page_size, int32_t n_pages)
 {
 	char err[DT_ERR_LEN];
 	struct kvpool_params kp = kvpool_default_params();
@@ -121,7 +121,7 @@ static void fx_build(struct fx *f, int32_t page_size, int32_t n_pages)
 	DT_ASSERT(rc == 0);
 }
 
-static struct ui_snap *fx_snap(struct fx *f)
+static inline struct ui_snap *fx_snap(struct fx *f)
 {
 	struct ui_snap_src src = { 0 };
 	src.tree = f->tree;
@@ -131,7 +131,7 @@ static struct ui_snap *fx_snap(struct fx *f)
 	return ui_snap_build(&src);
 }
 
-static void fx_free(struct fx *f)
+static inline void fx_free(struct fx *f)
 {
 	tree_free(f->tree);
 	kvpool_free(f->pool);
@@ -144,19 +144,23 @@ static bool fx_utf8_locale(void)
 }
 
 /* Row y of a canvas as text. */
-static const char *fx_row(const struct ui_canvas *c, int y)
+static inline const char *fx_row(const struct ui_canvas *c, int y)
 {
-	static char buf[4096];
-	ui_canvas_row(c, y, buf, sizeof(buf));
+	static char bufs[4][4096]; /* a few at once for one message */
+	static int k;
+	char *buf = bufs[k++ & 3];
+	ui_canvas_row(c, y, buf, sizeof(bufs[0]));
 	return buf;
 }
 
 /* Style letters of row y. */
-static const char *fx_styles(const struct ui_canvas *c, int y)
+static inline const char *fx_styles(const struct ui_canvas *c, int y)
 {
-	static char buf[4096];
+	static char bufs[4][4096];
+	static int k;
+	char *buf = bufs[k++ & 3];
 	int n = 0;
-	for (int x = 0; x < c->w && n < (int)sizeof(buf) - 1; x++)
+	for (int x = 0; x < c->w && n < (int)sizeof(bufs[0]) - 1; x++)
 		buf[n++] = ui_style_letter(c->cells[y * c->w + x].style);
 	buf[n] = 0;
 	return buf;

@@ -2,8 +2,8 @@
 # tools/gpu_run.sh — one call on the GPU machine: build for sm_90, the CUDA
 # attention tests, compute-sanitizer (memcheck, racecheck) on them, and
 # `bench attn` with the PyTorch peers.  Logs go to $OUT (at most 8 files:
-# env.txt build.log ptxas.txt test.log memcheck.log racecheck.log bench.log
-# bench_attn.json).
+# build.log (with the environment and ptxas), test.log memcheck.log
+# racecheck.log bench.log bench_attn.json exp.log ncu.log).
 #
 # Run from the repository root, with the generated autotools files and
 # .devcarry/ carried (see kernels/NOTES.md):
@@ -36,7 +36,7 @@ stamp() { echo "== $(date +%T) $*"; }
 	for t in autoreconf compute-sanitizer ncu python3 cuobjdump; do printf '%s: %s\n' $t "$(command -v $t)"; done
 	ls -la /usr/include/jansson.h 2>&1
 	ls -d /usr/local/cuda* 2>&1
-} >"$OUT/env.txt" 2>&1
+} >"$OUT/build.log" 2>&1
 
 # ---- build
 XCPP=
@@ -47,7 +47,7 @@ if [ ! -f /usr/include/jansson.h ]; then
 	for f in "$SRC"/.devcarry/debs/*.deb; do dpkg -x "$f" $J; done
 	XCPP="-I$J/usr/include"
 	XLD="-L$J/usr/lib/x86_64-linux-gnu -Wl,-rpath,$J/usr/lib/x86_64-linux-gnu"
-	echo "jansson from .devcarry/debs in $J" >>"$OUT/env.txt"
+	echo "jansson from .devcarry/debs in $J" >>"$OUT/build.log"
 fi
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 CUDA_LIB=$CUDA_HOME/lib64
@@ -86,7 +86,7 @@ if has build; then
 		stamp "full tree (informative: deftree bench attn)"
 		timeout 120 make -k -j16 deftree >/dev/null 2>full.log && echo "deftree built" ||
 			{ echo "deftree not built (other files):"; grep -m5 -E "error|Error" full.log; }
-	} >"$OUT/build.log" 2>&1
+	} >>"$OUT/build.log" 2>&1
 	{
 		cd "$SRC/kernels" &&
 			nvcc -std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -I$B -I$SRC/src -I. -Xptxas -v \
@@ -95,7 +95,7 @@ if has build; then
 		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "LDGSTS" | sed 's/^/LDGSTS (cp.async) instructions: /'
 		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "LDSM" | sed 's/^/LDSM (ldmatrix) instructions: /'
 		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "\bLDL|\bSTL" | sed 's/^/local memory instructions: /'
-	} >"$OUT/ptxas.txt" 2>&1
+	} >>"$OUT/build.log" 2>&1
 fi
 cd $B || exit 1
 export DT_TOP_SRCDIR="$SRC"
@@ -107,6 +107,16 @@ if has test; then
 		DT_SEED=$SEED timeout $T_TEST ./test_cuda_attn
 		echo "exit $?"
 	} >"$OUT/test.log" 2>&1
+fi
+if has bench; then
+	PEER_ARG=
+	[ "$PEER" = 1 ] && PEER_ARG="--peer $SRC/.devcarry/torch_tree_baselines.py"
+	{
+		stamp "bench attn --cases $CASES"
+		PYTHONUNBUFFERED=1 timeout $T_BENCH ./bench_attn --cases "$CASES" --json "$OUT/bench_attn.json" \
+			--workloads "$SRC/.devcarry/workloads" $PEER_ARG
+		echo "exit $?"
+	} >"$OUT/bench.log" 2>&1
 fi
 if has memcheck; then
 	{
@@ -124,38 +134,30 @@ if has racecheck; then
 		echo "exit $?"
 	} >"$OUT/racecheck.log" 2>&1
 fi
-if has bench; then
-	PEER_ARG=
-	[ "$PEER" = 1 ] && PEER_ARG="--peer $SRC/.devcarry/torch_tree_baselines.py"
-	{
-		stamp "bench attn --cases $CASES"
-		PYTHONUNBUFFERED=1 timeout $T_BENCH ./bench_attn --cases "$CASES" --json "$OUT/bench_attn.json" \
-			--workloads "$SRC/.devcarry/workloads" $PEER_ARG
-		echo "exit $?"
-	} >"$OUT/bench.log" 2>&1
-fi
 if has exp; then
 	# experiments of the current optimization step (kernels/NOTES.md)
+	W="--workloads $SRC/.devcarry/workloads"
 	{
-		stamp "exp: L2-resident inputs (1 copy) vs rotation"
-		timeout 120 ./bench_attn --cases single-l3,spec-t32-l3,fewshot-l3,spec256-l3,wide256-l3 \
-			--algos deft-flatten --copies 1 | tail -8
-		stamp "exp: tensor cores only (--cc 0)"
-		timeout 120 ./bench_attn --cases single-l3,fewshot-l3,fewshot-l2,long32k-l3,docmerge-l2 \
-			--algos deft-flatten --cc 0 | tail -8
+		stamp "exp: ${EXP_ARGS:-none}"
+		[ -n "${EXP_ARGS:-}" ] && timeout 150 ./bench_attn $W $EXP_ARGS | tail -25
 		echo "exit $?"
 	} >"$OUT/exp.log" 2>&1
 fi
 if has ncu; then
+	M=smsp__issue_active.avg.pct_of_peak_sustained_active
+	for r in barrier long_scoreboard short_scoreboard math_pipe_throttle mio_throttle wait \
+		no_instruction lg_throttle dispatch_stall not_selected selected branch_resolving misc; do
+		M="$M,smsp__average_warps_issue_stalled_${r}_per_issue_active.ratio"
+	done
+	M="$M,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active"
+	M="$M,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__cycles_active.avg"
 	{
-		for c in spec256-l3 single-l3 fewshot-l2; do
+		for c in ${NCU_CASES:-long32k-l3}; do
 			stamp "ncu $c"
 			timeout 100 ncu --clock-control none --kernel-name regex:attn_part_kernel --launch-skip 4 \
-				--launch-count 1 --section SpeedOfLight --section WarpStateStats \
-				--section SchedulerStats --section Occupancy --section LaunchStats \
-				--section MemoryWorkloadAnalysis --section InstructionStats \
-				./bench_attn --cases $c --algos deft-flatten --reps 10 --copies 4 2>&1 |
-				grep -vE "^==PROF==|^  *-+ *$" | grep -A400 "attn_part_kernel" | head -150
+				--launch-count 1 --metrics "$M" --section SpeedOfLight ${NCU_EXTRA:-} \
+				./bench_attn --workloads "$SRC/.devcarry/workloads" --cases $c --algos deft-flatten \
+				--reps 10 --copies 4 2>&1 | grep -vE "^==PROF==" | grep -A150 "attn_part_kernel" | head -150
 		done
 		echo "exit $?"
 	} >"$OUT/ncu.log" 2>&1

@@ -1,10 +1,11 @@
 /*
  * pane_kv.c — the KV page pool as a grid.
  *
- *   logical 96 tok  stored 52  sharing 1.85x
- *   pages 5/91 used  86 free  3.5/64 MiB  16 tok/page
+ *   logical 96 tokens, stored 52: sharing 1.85x
+ *   pages 5/91 used, 86 free, 3.5 MiB of 64.0 MiB, 16 tok/page
  *   3322···························
  *   ·······························
+ *   digit: live readers, colour: node
  *
  * One cell per page, in page id order (several pages per cell when the pool
  * is larger than the grid: the header says how many).  A used page is drawn
@@ -13,7 +14,7 @@
  * page of the prompt read by three live branches shows 3: stored once, read
  * three times.  Pages that only finished branches read show their branch
  * count dimmed; free pages are dots.  Pages of the selected node are
- * highlighted.
+ * highlighted.  Each header line has shorter forms for narrow panes.
  */
 #include "config.h"
 
@@ -35,23 +36,40 @@ static bool page_selected(const struct ui_snap *s, int32_t page, int32_t node)
 	return false;
 }
 
+static void put_first_fit(struct ui_view *v, int y, char line[][256], int n)
+{
+	for (int i = 0; i < n; i++)
+		if (ui_text_width(line[i], strlen(line[i])) <= v->w || i == n - 1) {
+			ui_puts_fit(v, 0, y, UI_S_NORMAL, line[i], v->w, false);
+			return;
+		}
+}
+
 void ui_kv_draw(struct ui_view *v, const struct ui_snap *s, const struct ui_view_state *vs)
 {
 	if (!s || s->pool_pages == 0) {
 		ui_puts(v, 1, 0, UI_S_DIM, "No KV pool (no model loaded).", v->w - 2);
 		return;
 	}
-	char b1[32], b2[32], line[256];
+	char b1[32], b2[32], line[3][256];
 	const struct tree_stats *ts = &s->tstats;
 	int32_t used = s->pool_pages - s->pool_free;
 	int y = 0;
-	snprintf(line, sizeof(line), "logical %lld tok  stored %lld  sharing %.2fx", (long long)ts->logical_tokens,
+	/* the longest form that fits */
+	snprintf(line[0], sizeof(line[0]), "logical %lld tokens, stored %lld: sharing %.2fx", (long long)ts->logical_tokens,
 		 (long long)ts->stored_tokens, ts->sharing);
-	ui_puts(v, 0, y++, UI_S_NORMAL, line, v->w);
-	snprintf(line, sizeof(line), "pages %d/%d used  %d free  %s/%s  %d tok/page", used, s->pool_pages, s->pool_free,
-		 ui_fmt_bytes((uint64_t)used * s->page_bytes, b1, sizeof(b1)),
-		 ui_fmt_bytes((uint64_t)s->pool_pages * s->page_bytes, b2, sizeof(b2)), s->page_size);
-	ui_puts(v, 0, y++, UI_S_NORMAL, line, v->w);
+	snprintf(line[1], sizeof(line[1]), "%lld logical / %lld stored = %.2fx", (long long)ts->logical_tokens,
+		 (long long)ts->stored_tokens, ts->sharing);
+	snprintf(line[2], sizeof(line[2]), "%lld/%lld tok %.2fx", (long long)ts->logical_tokens,
+		 (long long)ts->stored_tokens, ts->sharing);
+	put_first_fit(v, y++, line, 3);
+	ui_fmt_bytes((uint64_t)used * s->page_bytes, b1, sizeof(b1));
+	ui_fmt_bytes((uint64_t)s->pool_pages * s->page_bytes, b2, sizeof(b2));
+	snprintf(line[0], sizeof(line[0]), "pages %d/%d used, %d free, %s of %s, %d tok/page", used, s->pool_pages,
+		 s->pool_free, b1, b2, s->page_size);
+	snprintf(line[1], sizeof(line[1]), "pages %d/%d, %d free, %s of %s", used, s->pool_pages, s->pool_free, b1, b2);
+	snprintf(line[2], sizeof(line[2]), "pages %d/%d, %s", used, s->pool_pages, b1);
+	put_first_fit(v, y++, line, 3);
 	int rows = v->h - y;
 	bool legend = rows >= 4;
 	if (legend)
@@ -89,10 +107,23 @@ void ui_kv_draw(struct ui_view *v, const struct ui_snap *s, const struct ui_view
 		ui_putc(v, x, yy, ch, st);
 	}
 	if (legend) {
-		if (per > 1)
-			snprintf(line, sizeof(line), "1 cell = %d pages; digit: live branches reading it; colour: owner node", per);
-		else
-			snprintf(line, sizeof(line), "digit: live branches reading the page; colour: owner node");
-		ui_puts_fit(v, 0, v->h - 1, UI_S_DIM, line, v->w, false);
+		char lg[3][256];
+		snprintf(lg[0], sizeof(lg[0]), "digit: live branches reading a page, colour: its node, dot: free");
+		snprintf(lg[1], sizeof(lg[1]), "digit: live readers, colour: node");
+		snprintf(lg[2], sizeof(lg[2]), "digit: live readers");
+		if (per > 1) {
+			char pre[64];
+			snprintf(pre, sizeof(pre), "1 cell = %d pages; ", per);
+			for (int i = 0; i < 3; i++) {
+				char t[256];
+				snprintf(t, sizeof(t), "%.60s%.190s", pre, lg[i]);
+				snprintf(lg[i], sizeof(lg[i]), "%s", t);
+			}
+		}
+		for (int i = 0; i < 3; i++)
+			if (ui_text_width(lg[i], strlen(lg[i])) <= v->w || i == 2) {
+				ui_puts_fit(v, 0, v->h - 1, UI_S_DIM, lg[i], v->w, false);
+				break;
+			}
 	}
 }

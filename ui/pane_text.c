@@ -192,13 +192,18 @@ static int32_t wrap_items(const struct item *it, int32_t n, int w, int32_t **sta
 			continue;
 		}
 		if (col + it[i].width > w && i > line_start) {
-			int32_t brk = last_space > line_start ? last_space + 1 : i;
+			/* a space at the edge hangs at the end of the line (not drawn) */
+			int32_t brk = it[i].cp == ' ' && it[i].kind == 0 ? i + 1 : last_space > line_start ? last_space + 1 : i;
 			if (nl == cap)
 				ls = xrealloc(ls, (size_t)(cap *= 2) * sizeof(*ls));
 			ls[nl++] = brk;
 			line_start = brk;
 			col = 0;
 			last_space = -1;
+			if (brk > i) {
+				i = brk; /* the hanging space stays behind */
+				continue;
+			}
 			for (int32_t k = brk; k < i; k++)
 				col += it[k].width;
 			continue;
@@ -244,7 +249,7 @@ int ui_text_alt_rows(const struct ui_snap *s, int h)
 	if (!s || s->n_alt == 0 || h < 8)
 		return 0;
 	int vertical = 2 + s->n_alt; /* rule + header + one row per alternative */
-	if (h >= vertical * 2 + 4)
+	if (h >= vertical + 8)
 		return vertical;
 	return 3; /* rule + header + one row of alternatives side by side */
 }
@@ -345,9 +350,10 @@ void ui_text_draw(struct ui_view *v, const struct ui_snap *s, struct ui_view_sta
 	int32_t n = build_items(&pt, vs, &it);
 	int32_t *ls;
 	int32_t nl = wrap_items(it, n, v->w, &ls);
-	/* the cursor's line */
+	/* the cursor's line: the last one holding a character of the token (its
+	 * leading space may hang at the end of the line before) */
 	int32_t cur_line = -1;
-	for (int32_t l = 0; l < nl && cur_line < 0; l++) {
+	for (int32_t l = nl - 1; l >= 0 && cur_line < 0; l--) {
 		int32_t end = l + 1 < nl ? ls[l + 1] : n;
 		for (int32_t i = ls[l]; i < end; i++)
 			if (it[i].kind != 2 && vs->tok_pos >= it[i].pos && vs->tok_pos <= it[i].pos_last) {
@@ -361,8 +367,8 @@ void ui_text_draw(struct ui_view *v, const struct ui_snap *s, struct ui_view_sta
 		vs->text_top = cur_line;
 	if (cur_line >= vs->text_top + text_h)
 		vs->text_top = cur_line - text_h + 1;
-	if (vs->text_top > nl - 1)
-		vs->text_top = nl - 1;
+	if (vs->text_top > nl - text_h)
+		vs->text_top = nl - text_h; /* a taller pane shows more of the text above */
 	if (vs->text_top < 0)
 		vs->text_top = 0;
 	bool cursor_drawn = false;

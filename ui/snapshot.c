@@ -85,30 +85,17 @@ static void subtree_sums(struct ui_snap *s)
 	int32_t *stack = xmallocarray((size_t)(s->n_ids ? s->n_ids : 1), sizeof(*stack));
 	int32_t *order = xmallocarray((size_t)(s->n_ids ? s->n_ids : 1), sizeof(*order));
 	int32_t n_order = 0, sp = 0;
-	/* every subtree root: the tree root first, then the pruned subtree roots
-	 * (their depth comes from their parent in the tree) */
-	for (int32_t j = -1; j < s->n_ids; j++) {
-		int32_t id = j < 0 ? s->root : j;
-		if (id < 0 || (j >= 0 && id == s->root))
-			continue;
-		struct ui_snap_node *n = &s->nodes[id];
-		if (n->id < 0)
-			continue;
-		bool top = j < 0;
-		if (!top && n->status == TREE_PRUNED && n->parent >= 0) {
-			const struct ui_snap_node *p = &s->nodes[n->parent];
-			top = p->id < 0 || p->status != TREE_PRUNED;
-		}
-		if (!top)
-			continue;
-		stack[sp++] = id;
+	/* one walk from the root reaches every node: the pruned subtree roots
+	 * are listed among their parents' kids */
+	if (s->root >= 0 && s->root < s->n_ids && s->nodes[s->root].id >= 0) {
+		stack[sp++] = s->root;
 		while (sp > 0) {
 			int32_t x = stack[--sp];
 			order[n_order++] = x;
 			struct ui_snap_node *nx = &s->nodes[x];
 			for (int32_t k = 0; k < nx->n_kids; k++) {
 				int32_t c = s->kids[nx->kid + k];
-				if (c < 0 || c >= s->n_ids || s->nodes[c].id < 0)
+				if (c < 0 || c >= s->n_ids || s->nodes[c].id < 0 || sp >= s->n_ids)
 					continue;
 				stack[sp++] = c;
 			}
@@ -505,6 +492,9 @@ void ui_snap_preview(const struct ui_snap *s, int32_t id, bool tail, int max_col
 		cps[n_cp++] = cp;
 	}
 	free(raw);
+	/* the end of a prompt: no trailing newlines (a chat turn ends with one) */
+	while (tail && n_cp > 0 && (cps[n_cp - 1] == ui_g->newline || cps[n_cp - 1] == ' '))
+		n_cp--;
 	/* an outline reads better without the leading space of a word piece */
 	int lead = 0;
 	while (!tail && lead < n_cp && cps[lead] == ' ')
@@ -524,11 +514,15 @@ void ui_snap_preview(const struct ui_snap *s, int32_t id, bool tail, int max_col
 			from = n_cp;
 			while (from > 0 && w + ui_cp_width(cps[from - 1]) <= max_cols - 1)
 				w += ui_cp_width(cps[--from]);
+			while (from < n_cp && cps[from] == ' ')
+				from++;
 		} else {
 			cut_back = true;
 			to = 0;
 			while (to < n_cp && w + ui_cp_width(cps[to]) <= max_cols - 1)
 				w += ui_cp_width(cps[to++]);
+			while (to > 0 && cps[to - 1] == ' ')
+				to--;
 		}
 	}
 	size_t k = 0;

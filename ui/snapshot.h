@@ -79,7 +79,7 @@ struct ui_snap_info {
 	enum treeplan_algo algo;
 	char policy[32];
 	struct sampler_params sampler;
-	int32_t max_tokens;         /* per branch, UI-enforced (0 = none) */
+	int32_t max_tokens;         /* steps a prompt or reply grows (0 = until it ends) */
 	int32_t page_size;
 	size_t kv_budget;           /* bytes */
 	size_t weight_bytes;        /* weights read per forward pass */
@@ -133,6 +133,7 @@ struct ui_snap {
 	uint64_t whatif_kv[TREEPLAN_N_ALGO];
 	uint64_t whatif_total[TREEPLAN_N_ALGO];
 	int32_t whatif_queries;
+	bool whatif_all_leaves;        /* no live leaf: the figures are for a step on every leaf */
 
 	struct ui_snap_info info;
 };

@@ -75,11 +75,12 @@ struct ui_worker_params {
 	const char *model_path;      /* loaded first (NULL: start without a model) */
 	int32_t n_threads;           /* model threads (0 = dt_ncpu()) */
 	struct engine_params engine; /* page size, budget, algorithm, sampler, ... (model fields ignored) */
-	int32_t max_tokens;          /* generated tokens per branch, 0 = no limit */
+	int32_t max_tokens;          /* tokens an answer grows after a prompt or reply, 0 = until it ends */
 	int wake_fd;                 /* write end of the UI's wake pipe (non-blocking) */
 	const char *autosave_path;   /* NULL: no autosave */
 	bool measure_bandwidth;      /* time a host memcpy at start (the roofline's ceiling) */
 	int32_t replay_fps;          /* replay steps per second shown (default 20) */
+	int nice;                    /* nice value of the engine and compute threads (Linux: per thread) */
 };
 
 struct ui_worker;
