@@ -25,6 +25,10 @@ extern "C" {
 #include <vector>
 
 #include <cublas_v2.h>
+#include <dlfcn.h>
+
+#define DT_STR_(x) #x
+#define DT_STR(x) DT_STR_(x)
 #include <cuda_fp16.h>
 
 #include "cuda_common.h"
@@ -124,8 +128,45 @@ extern "C" int cuda_bench_copy_bw(size_t bytes, int reps, double *bytes_per_s, c
 
 // ---- fp16 matmul rate (cuBLAS)
 
+/* cuBLAS is opened here, when the matmul rate is measured, not linked: its
+ * libraries are large and their initialisers cost every deftree run about
+ * 150 MiB of resident memory, while only `bench attn` needs them. */
+struct cublas_fns {
+	decltype(&cublasCreate_v2) create;
+	decltype(&cublasDestroy_v2) destroy;
+	cublasStatus_t (*gemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+			       const void *, const void *, cudaDataType, int, const void *, cudaDataType,
+			       int, const void *, void *, cudaDataType, int, cublasComputeType_t,
+			       cublasGemmAlgo_t);
+};
+
+static int cublas_open(struct cublas_fns *f, char *err)
+{
+	static void *lib;
+	if (!lib) {
+		const char *names[] = { "libcublas.so." DT_STR(CUBLAS_VER_MAJOR), "libcublas.so" };
+		for (const char *nm : names)
+			if ((lib = dlopen(nm, RTLD_NOW | RTLD_LOCAL)) != NULL)
+				break;
+		if (!lib)
+			return dt_err(err, "cannot open cuBLAS (libcublas.so.%d): %s", CUBLAS_VER_MAJOR,
+				      dlerror()),
+			       DT_ERR_DEVICE;
+	}
+	f->create = (decltype(f->create))dlsym(lib, "cublasCreate_v2");
+	f->destroy = (decltype(f->destroy))dlsym(lib, "cublasDestroy_v2");
+	f->gemm = (decltype(f->gemm))dlsym(lib, "cublasGemmEx");
+	if (!f->create || !f->destroy || !f->gemm)
+		return dt_err(err, "cuBLAS: missing cublasCreate_v2 / cublasDestroy_v2 / cublasGemmEx"),
+		       DT_ERR_DEVICE;
+	return 0;
+}
+
 extern "C" int cuda_bench_gemm_rate(int n, int reps, double *flop_per_s, char *err)
 {
+	struct cublas_fns cb;
+	if (cublas_open(&cb, err))
+		return DT_ERR_DEVICE;
 	__half *a = NULL, *b = NULL, *c = NULL;
 	cublasHandle_t h = NULL;
 	cudaEvent_t e0 = NULL, e1 = NULL;
@@ -139,7 +180,7 @@ extern "C" int cuda_bench_gemm_rate(int n, int reps, double *flop_per_s, char *e
 		CUDA_CHECK_LAUNCH();
 		bu_fill_f16<<<1024, 256>>>(b, nn, 3);
 		CUDA_CHECK_LAUNCH();
-		if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS)
+		if (cb.create(&h) != CUBLAS_STATUS_SUCCESS)
 			return dt_err(err, "cublasCreate failed"), DT_ERR_DEVICE;
 		CUDA_CHECK(cudaEventCreate(&e0));
 		CUDA_CHECK(cudaEventCreate(&e1));
@@ -147,7 +188,7 @@ extern "C" int cuda_bench_gemm_rate(int n, int reps, double *flop_per_s, char *e
 		for (int i = 0; i < reps + 3; i++) {
 			float t = 0;
 			CUDA_CHECK(cudaEventRecord(e0, 0));
-			cublasStatus_t st = cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a,
+			cublasStatus_t st = cb.gemm(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &alpha, a,
 							 CUDA_R_16F, n, b, CUDA_R_16F, n, &beta, c,
 							 CUDA_R_16F, n, CUBLAS_COMPUTE_32F,
 							 CUBLAS_GEMM_DEFAULT);
@@ -165,7 +206,7 @@ extern "C" int cuda_bench_gemm_rate(int n, int reps, double *flop_per_s, char *e
 	if (rc == 0)
 		*flop_per_s = 2.0 * (double)n * n * n / (bu_median(ms) * 1e-3);
 	if (h)
-		cublasDestroy(h);
+		cb.destroy(h);
 	if (e0)
 		cudaEventDestroy(e0);
 	if (e1)
