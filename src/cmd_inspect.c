@@ -266,7 +266,7 @@ int cmd_inspect(int argc, char **argv)
 		const char *a = argv[i];
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
-			return 2;
+			return 0;
 		} else if (!strcmp(a, "--no-tensors")) {
 			tensors = false;
 		} else if (!strcmp(a, "--no-metadata")) {
