@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "common.h"
+#include "jsoncheck.h"
 #include "kvpool.h"
 #include "metrics.h"
 #include "tokenizer.h"
@@ -284,66 +285,6 @@ static int cmp_id_pair(const void *a, const void *b)
 	return (x->id > y->id) - (x->id < y->id);
 }
 
-static const char *jtype(const json_t *v)
-{
-	if (!v)
-		return "nothing";
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a real number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "something else";
-}
-
-/* The value itself for numbers, else its type: for "found ..." messages. */
-static const char *jfound(const json_t *v, char *buf, size_t cap)
-{
-	if (json_is_integer(v))
-		snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
-	else if (json_is_real(v))
-		snprintf(buf, cap, "%g", json_real_value(v));
-	else
-		snprintf(buf, cap, "%s", jtype(v));
-	return buf;
-}
-
-static int get_int(const json_t *obj, const char *field, int64_t lo, int64_t hi, int64_t *out, const char *ctx,
-		   char *err)
-{
-	const json_t *v = json_object_get(obj, field);
-	if (!v)
-		return dt_err(err, "%s: missing field \"%s\" (expected an integer)", ctx, field);
-	if (!json_is_integer(v))
-		return dt_err(err, "%s: field \"%s\" (expected an integer, found %s)", ctx, field, jtype(v));
-	json_int_t x = json_integer_value(v);
-	if (x < lo || x > hi)
-		return dt_err(err, "%s: field \"%s\" (expected an integer in [%" PRId64 ", %" PRId64 "], found %lld)", ctx,
-			      field, lo, hi, (long long)x);
-	*out = x;
-	return 0;
-}
-
-static int get_num(const json_t *obj, const char *field, double lo, double hi, double *out, const char *ctx,
-		   char *err)
-{
-	const json_t *v = json_object_get(obj, field);
-	if (!v)
-		return dt_err(err, "%s: missing field \"%s\" (expected a number)", ctx, field);
-	if (!json_is_number(v))
-		return dt_err(err, "%s: field \"%s\" (expected a number, found %s)", ctx, field, jtype(v));
-	double x = json_number_value(v);
-	if (!(x >= lo && x <= hi))
-		return dt_err(err, "%s: field \"%s\" (expected a number in [%g, %g], found %g)", ctx, field, lo, hi, x);
-	*out = x;
-	return 0;
-}
-
 /* A log-probability: a number <= 0 (a hair above 0 is rounding) or null (-inf). */
 static int get_logprob(const json_t *v, float *out)
 {
@@ -366,13 +307,13 @@ static int parse_sampler(const json_t *root, const char *name, struct sampler_pa
 	snprintf(ctx, sizeof(ctx), "%s: field \"sampler\"", name);
 	const json_t *js = json_object_get(root, "sampler");
 	if (!js || !json_is_object(js))
-		return dt_err(err, "%s: field \"sampler\" (expected an object, found %s)", name, jtype(js));
+		return dt_err(err, "%s: field \"sampler\" (expected an object, found %s)", name, jsoncheck_type(js));
 	double temp, top_p, min_p, rp;
 	int64_t top_k, last_n;
-	if (get_num(js, "temp", 0, 1e6, &temp, ctx, err) || get_int(js, "top_k", 0, INT32_MAX, &top_k, ctx, err) ||
-	    get_num(js, "top_p", 0, 1, &top_p, ctx, err) || get_num(js, "min_p", 0, 1, &min_p, ctx, err) ||
-	    get_num(js, "repeat_penalty", 0, 1e6, &rp, ctx, err) ||
-	    get_int(js, "repeat_last_n", -1, INT32_MAX, &last_n, ctx, err))
+	if (jsoncheck_num(js, "temp", 0, 1e6, &temp, ctx, err) || jsoncheck_int(js, "top_k", 0, INT32_MAX, &top_k, ctx, err) ||
+	    jsoncheck_num(js, "top_p", 0, 1, &top_p, ctx, err) || jsoncheck_num(js, "min_p", 0, 1, &min_p, ctx, err) ||
+	    jsoncheck_num(js, "repeat_penalty", 0, 1e6, &rp, ctx, err) ||
+	    jsoncheck_int(js, "repeat_last_n", -1, INT32_MAX, &last_n, ctx, err))
 		return -1;
 	const json_t *jseed = json_object_get(js, "seed");
 	uint64_t seed;
@@ -388,7 +329,7 @@ static int parse_sampler(const json_t *root, const char *name, struct sampler_pa
 	} else if (json_is_integer(jseed) && json_integer_value(jseed) >= 0) {
 		seed = (uint64_t)json_integer_value(jseed);
 	} else {
-		return dt_err(err, "%s: field \"seed\" (expected a decimal string, found %s)", ctx, jtype(jseed));
+		return dt_err(err, "%s: field \"seed\" (expected a decimal string, found %s)", ctx, jsoncheck_type(jseed));
 	}
 	*sp = (struct sampler_params){ .temp = (float)temp, .top_k = (int32_t)top_k, .top_p = (float)top_p,
 				       .min_p = (float)min_p, .repeat_penalty = (float)rp,
@@ -418,38 +359,38 @@ static int parse_node(const json_t *jn, int32_t i, int32_t n_alt, int32_t n_voca
 	char ctx[300];
 	snprintf(ctx, sizeof(ctx), "%s: node %d", name, i);
 	if (!json_is_object(jn))
-		return dt_err(err, "%s (expected an object, found %s)", ctx, jtype(jn));
+		return dt_err(err, "%s (expected an object, found %s)", ctx, jsoncheck_type(jn));
 	int64_t id, parent, pos0;
-	if (get_int(jn, "id", 0, SESSION_MAX_NODES * 64LL, &id, ctx, err))
+	if (jsoncheck_int(jn, "id", 0, SESSION_MAX_NODES * 64LL, &id, ctx, err))
 		return -1;
 	snprintf(ctx, sizeof(ctx), "%s: node %d (id %" PRId64 ")", name, i, id);
-	if (get_int(jn, "parent", -1, SESSION_MAX_NODES * 64LL, &parent, ctx, err) ||
-	    get_int(jn, "pos0", 0, SESSION_MAX_TOKENS, &pos0, ctx, err))
+	if (jsoncheck_int(jn, "parent", -1, SESSION_MAX_NODES * 64LL, &parent, ctx, err) ||
+	    jsoncheck_int(jn, "pos0", 0, SESSION_MAX_TOKENS, &pos0, ctx, err))
 		return -1;
 	const json_t *js = json_object_get(jn, "status");
 	if (!json_is_string(js) || (strcmp(json_string_value(js), "live") && strcmp(json_string_value(js), "finished")))
 		return dt_err(err, "%s: field \"status\" (expected \"live\" or \"finished\", found %s)", ctx,
-			      json_is_string(js) ? json_string_value(js) : jtype(js));
+			      json_is_string(js) ? json_string_value(js) : jsoncheck_type(js));
 	const json_t *jstream = json_object_get(jn, "stream");
 	int64_t stream = -1;
-	if (jstream && get_int(jn, "stream", 0, INT64_MAX, &stream, ctx, err))
+	if (jstream && jsoncheck_int(jn, "stream", 0, INT64_MAX, &stream, ctx, err))
 		return -1;
 	const json_t *jt = json_object_get(jn, "tokens"), *jl = json_object_get(jn, "logprobs"),
 		     *jst = json_object_get(jn, "steps"), *ja = json_object_get(jn, "alts");
 	if (!json_is_array(jt))
-		return dt_err(err, "%s: field \"tokens\" (expected an array of token ids, found %s)", ctx, jtype(jt));
+		return dt_err(err, "%s: field \"tokens\" (expected an array of token ids, found %s)", ctx, jsoncheck_type(jt));
 	size_t n = json_array_size(jt);
 	if (n > SESSION_MAX_TOKENS)
 		return dt_err(err, "%s: field \"tokens\" (expected at most %d, found %zu)", ctx, SESSION_MAX_TOKENS, n);
 	if (!json_is_array(jl) || json_array_size(jl) != n)
 		return dt_err(err, "%s: field \"logprobs\" (expected an array of %zu numbers, found %s of %zu)", ctx, n,
-			      jtype(jl), json_array_size(jl));
+			      jsoncheck_type(jl), json_array_size(jl));
 	if (!json_is_array(jst) || json_array_size(jst) != n)
 		return dt_err(err, "%s: field \"steps\" (expected an array of %zu integers, found %s of %zu)", ctx, n,
-			      jtype(jst), json_array_size(jst));
+			      jsoncheck_type(jst), json_array_size(jst));
 	if (n_alt > 0 && (!json_is_array(ja) || json_array_size(ja) != n))
 		return dt_err(err, "%s: field \"alts\" (expected an array of %zu entries, found %s of %zu)", ctx, n,
-			      jtype(ja), json_array_size(ja));
+			      jsoncheck_type(ja), json_array_size(ja));
 	*r = (struct raw_node){ .id = (int32_t)id, .parent = (int32_t)parent, .parent_idx = -1, .pos0 = (int32_t)pos0,
 				.n_tokens = (int32_t)n, .finished = !strcmp(json_string_value(js), "finished"),
 				.stream = stream };
@@ -464,27 +405,27 @@ static int parse_node(const json_t *jn, int32_t i, int32_t n_alt, int32_t n_voca
 		const json_t *v = json_array_get(jt, k);
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > vmax)
 			return dt_err(err, "%s: field \"tokens\" element %zu (expected a token id in [0, %d], found %s)", ctx,
-				      k, vmax, jfound(v, fb, sizeof(fb)));
+				      k, vmax, jsoncheck_found(v, fb, sizeof(fb)));
 		r->tokens[k] = (int32_t)json_integer_value(v);
 		if (get_logprob(json_array_get(jl, k), &r->logprobs[k]))
 			return dt_err(err, "%s: field \"logprobs\" element %zu (expected a number <= 0 or null, found %s)",
-				      ctx, k, jfound(json_array_get(jl, k), fb, sizeof(fb)));
+				      ctx, k, jsoncheck_found(json_array_get(jl, k), fb, sizeof(fb)));
 		v = json_array_get(jst, k);
 		if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
 			return dt_err(err, "%s: field \"steps\" element %zu (expected a step number >= 0, found %s)", ctx, k,
-				      jfound(v, fb, sizeof(fb)));
+				      jsoncheck_found(v, fb, sizeof(fb)));
 		r->steps[k] = (int32_t)json_integer_value(v);
 		if (n_alt > 0) {
 			const json_t *a = json_array_get(ja, k);
 			if (!json_is_array(a) || json_array_size(a) != 2 * (size_t)n_alt)
 				return dt_err(err, "%s: field \"alts\" element %zu (expected %d [id, logprob] pairs, found %s)",
-					      ctx, k, n_alt, jtype(a));
+					      ctx, k, n_alt, jsoncheck_type(a));
 			for (int32_t q = 0; q < n_alt; q++) {
 				const json_t *aid = json_array_get(a, 2 * (size_t)q);
 				struct tree_alt *al = &r->alts[k * n_alt + q];
 				if (!json_is_integer(aid) || json_integer_value(aid) < -1 || json_integer_value(aid) > vmax)
 					return dt_err(err, "%s: field \"alts\" element %zu: alternative %d (expected a token id or -1, found %s)",
-						      ctx, k, q, jfound(aid, fb, sizeof(fb)));
+						      ctx, k, q, jsoncheck_found(aid, fb, sizeof(fb)));
 				al->id = (int32_t)json_integer_value(aid);
 				if (get_logprob(json_array_get(a, 2 * (size_t)q + 1), &al->logprob))
 					return dt_err(err, "%s: field \"alts\" element %zu: alternative %d (expected a log-probability <= 0 or null)",
@@ -535,31 +476,31 @@ struct tree *session_parse(const char *text, size_t len, const char *name, struc
 	memset(&m, 0, sizeof(m));
 
 	if (!json_is_object(root)) {
-		dt_err(err, "%s: not a session (expected an object, found %s)", name, jtype(root));
+		dt_err(err, "%s: not a session (expected an object, found %s)", name, jsoncheck_type(root));
 		goto out;
 	}
 	const json_t *jf = json_object_get(root, "format");
 	if (!json_is_string(jf) || strcmp(json_string_value(jf), SESSION_FORMAT)) {
 		dt_err(err, "%s: field \"format\" (expected \"%s\", found %s)", name, SESSION_FORMAT,
-		       json_is_string(jf) ? json_string_value(jf) : jtype(jf));
+		       json_is_string(jf) ? json_string_value(jf) : jsoncheck_type(jf));
 		goto out;
 	}
 	int64_t version, step, n_alt, root_id;
-	if (get_int(root, "version", 0, INT32_MAX, &version, name, err))
+	if (jsoncheck_int(root, "version", 0, INT32_MAX, &version, name, err))
 		goto out;
 	if (version != SESSION_VERSION) {
 		dt_err(err, "%s: field \"version\" (expected %d, found %" PRId64 ": written by another deftree)", name,
 		       SESSION_VERSION, version);
 		goto out;
 	}
-	if (get_int(root, "step", 0, INT64_MAX, &step, name, err) ||
-	    get_int(root, "n_alt", 0, TREE_MAX_ALT, &n_alt, name, err) ||
-	    get_int(root, "root", 0, SESSION_MAX_NODES * 64LL, &root_id, name, err))
+	if (jsoncheck_int(root, "step", 0, INT64_MAX, &step, name, err) ||
+	    jsoncheck_int(root, "n_alt", 0, TREE_MAX_ALT, &n_alt, name, err) ||
+	    jsoncheck_int(root, "root", 0, SESSION_MAX_NODES * 64LL, &root_id, name, err))
 		goto out;
 	const json_t *jm = json_object_get(root, "model"), *ja = json_object_get(root, "algo");
 	if (!json_is_string(jm) || !json_is_string(ja)) {
 		dt_err(err, "%s: field \"%s\" (expected a string, found %s)", name, json_is_string(jm) ? "algo" : "model",
-		       jtype(json_is_string(jm) ? ja : jm));
+		       jsoncheck_type(json_is_string(jm) ? ja : jm));
 		goto out;
 	}
 	if (strlen(json_string_value(jm)) >= sizeof(m.model) || strlen(json_string_value(ja)) >= sizeof(m.algo)) {
@@ -577,7 +518,7 @@ struct tree *session_parse(const char *text, size_t len, const char *name, struc
 	const json_t *jn = json_object_get(root, "nodes");
 	if (!json_is_array(jn) || json_array_size(jn) < 1 || json_array_size(jn) > SESSION_MAX_NODES) {
 		dt_err(err, "%s: field \"nodes\" (expected an array of 1 to %d nodes, found %s of %zu)", name,
-		       SESSION_MAX_NODES, jtype(jn), json_array_size(jn));
+		       SESSION_MAX_NODES, jsoncheck_type(jn), json_array_size(jn));
 		goto out;
 	}
 	n = (int32_t)json_array_size(jn);

@@ -27,73 +27,11 @@
 #include <sys/stat.h>
 
 #include "common.h"
+#include "jsoncheck.h"
 
 #define CTX_LEN 256 /* "path: tree N node M" prefixes */
 #define MAX_ITER (1 << 26) /* iterations: node end / start bound */
 #define MAX_TURNS 1024     /* prompt turns of a spec record */
-
-// ---- json helpers
-
-static const char *jtype(const json_t *v)
-{
-	if (!v)
-		return "nothing";
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a real number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "something else";
-}
-
-/* Integer field in [lo, hi]. */
-/* The value itself for numbers, else its type: for "found ..." messages. */
-static const char *jfound(const json_t *v, char *buf, size_t cap)
-{
-	if (json_is_integer(v))
-		snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
-	else if (json_is_real(v))
-		snprintf(buf, cap, "%g", json_real_value(v));
-	else
-		snprintf(buf, cap, "%s", jtype(v));
-	return buf;
-}
-
-static int get_int(const json_t *obj, const char *field, int64_t lo, int64_t hi, int64_t *out,
-		   const char *ctx, char *err)
-{
-	const json_t *v = json_object_get(obj, field);
-	if (!v)
-		return dt_err(err, "%s: missing field \"%s\" (expected an integer)", ctx, field);
-	if (!json_is_integer(v))
-		return dt_err(err, "%s: field \"%s\" (expected an integer, found %s)", ctx, field, jtype(v));
-	json_int_t x = json_integer_value(v);
-	if (x < lo || x > hi)
-		return dt_err(err, "%s: field \"%s\" (expected an integer in [%" PRId64 ", %" PRId64 "], found %lld)",
-			      ctx, field, lo, hi, (long long)x);
-	*out = x;
-	return 0;
-}
-
-static const json_t *get_typed(const json_t *obj, const char *field, json_type type, const char *what,
-			       const char *ctx, char *err)
-{
-	const json_t *v = json_object_get(obj, field);
-	if (!v) {
-		dt_err(err, "%s: missing field \"%s\" (expected %s)", ctx, field, what);
-		return NULL;
-	}
-	if (json_typeof(v) != type) {
-		dt_err(err, "%s: field \"%s\" (expected %s, found %s)", ctx, field, what, jtype(v));
-		return NULL;
-	}
-	return v;
-}
 
 // ---- freeing
 
@@ -208,14 +146,14 @@ static int parse_tree(const json_t *jt, int32_t ti, const char *name, struct wor
 	char ctx[CTX_LEN];
 	snprintf(ctx, sizeof(ctx), "%s: tree %d", name, ti);
 	if (!json_is_object(jt))
-		return dt_err(err, "%s (expected an object, found %s)", ctx, jtype(jt));
-	const json_t *jp = get_typed(jt, "prompt", JSON_STRING, "a string", ctx, err);
+		return dt_err(err, "%s (expected an object, found %s)", ctx, jsoncheck_type(jt));
+	const json_t *jp = jsoncheck_typed(jt, "prompt", JSON_STRING, "a string", ctx, err);
 	if (!jp)
 		return -1;
 	const json_t *jinc = json_object_get(jt, "incompleted");
 	if (jinc && !json_is_boolean(jinc))
-		return dt_err(err, "%s: field \"incompleted\" (expected a boolean, found %s)", ctx, jtype(jinc));
-	const json_t *data = get_typed(jt, "data", JSON_OBJECT, "an object of nodes", ctx, err);
+		return dt_err(err, "%s: field \"incompleted\" (expected a boolean, found %s)", ctx, jsoncheck_type(jinc));
+	const json_t *data = jsoncheck_typed(jt, "data", JSON_OBJECT, "an object of nodes", ctx, err);
 	if (!data)
 		return -1;
 	size_t n = json_object_size(data);
@@ -236,14 +174,14 @@ static int parse_tree(const json_t *jt, int32_t ti, const char *name, struct wor
 		char nctx[CTX_LEN + 48];
 		snprintf(nctx, sizeof(nctx), "%s node \"%.32s\"", ctx, key);
 		if (!json_is_object(jn)) {
-			dt_err(err, "%s (expected an object, found %s)", nctx, jtype(jn));
+			dt_err(err, "%s (expected an object, found %s)", nctx, jsoncheck_type(jn));
 			goto out;
 		}
 		int64_t id, value, start, end;
-		if (get_int(jn, "id", 0, INT32_MAX, &id, nctx, err) ||
-		    get_int(jn, "value", 0, WORKLOAD_MAX_NODE_TOKENS, &value, nctx, err) ||
-		    get_int(jn, "start", -WORKLOAD_MAX_NODE_TOKENS, MAX_ITER, &start, nctx, err) ||
-		    get_int(jn, "end", -WORKLOAD_MAX_NODE_TOKENS, MAX_ITER, &end, nctx, err))
+		if (jsoncheck_int(jn, "id", 0, INT32_MAX, &id, nctx, err) ||
+		    jsoncheck_int(jn, "value", 0, WORKLOAD_MAX_NODE_TOKENS, &value, nctx, err) ||
+		    jsoncheck_int(jn, "start", -WORKLOAD_MAX_NODE_TOKENS, MAX_ITER, &start, nctx, err) ||
+		    jsoncheck_int(jn, "end", -WORKLOAD_MAX_NODE_TOKENS, MAX_ITER, &end, nctx, err))
 			goto out;
 		char idtxt[16];
 		snprintf(idtxt, sizeof(idtxt), "%" PRId64, id);
@@ -251,7 +189,7 @@ static int parse_tree(const json_t *jt, int32_t ti, const char *name, struct wor
 			dt_err(err, "%s: field \"id\" (expected the key \"%.32s\", found %s)", nctx, key, idtxt);
 			goto out;
 		}
-		const json_t *jc = get_typed(jn, "children", JSON_ARRAY, "an array of node ids", nctx, err);
+		const json_t *jc = jsoncheck_typed(jn, "children", JSON_ARRAY, "an array of node ids", nctx, err);
 		if (!jc)
 			goto out;
 		size_t nc = json_array_size(jc);
@@ -268,7 +206,7 @@ static int parse_tree(const json_t *jt, int32_t ti, const char *name, struct wor
 			    json_integer_value(jcid) > INT32_MAX) {
 				char fb[48];
 				dt_err(err, "%s: field \"children\" element %zu (expected a node id, found %s)", nctx, c,
-				       jfound(jcid, fb, sizeof(fb)));
+				       jsoncheck_found(jcid, fb, sizeof(fb)));
 				goto out;
 			}
 			if (n_refs >= (int32_t)n - 1) {
@@ -472,8 +410,8 @@ static int parse_spec_record(const json_t *jr, int32_t ri, int32_t max_accept, c
 	char ctx[CTX_LEN];
 	snprintf(ctx, sizeof(ctx), "%s: record %d", name, ri);
 	if (!json_is_object(jr))
-		return dt_err(err, "%s (expected an object, found %s)", ctx, jtype(jr));
-	const json_t *jp = get_typed(jr, "prompt", JSON_ARRAY, "an array of prompt turns", ctx, err);
+		return dt_err(err, "%s (expected an object, found %s)", ctx, jsoncheck_type(jr));
+	const json_t *jp = jsoncheck_typed(jr, "prompt", JSON_ARRAY, "an array of prompt turns", ctx, err);
 	if (!jp)
 		return -1;
 	size_t nt = json_array_size(jp);
@@ -482,8 +420,8 @@ static int parse_spec_record(const json_t *jr, int32_t ri, int32_t max_accept, c
 	for (size_t i = 0; i < nt; i++)
 		if (!json_is_string(json_array_get(jp, i)))
 			return dt_err(err, "%s: field \"prompt\" element %zu (expected a string, found %s)", ctx, i,
-				      jtype(json_array_get(jp, i)));
-	const json_t *ja = get_typed(jr, "Accept_length", JSON_ARRAY, "an array of accepted lengths", ctx, err);
+				      jsoncheck_type(json_array_get(jp, i)));
+	const json_t *ja = jsoncheck_typed(jr, "Accept_length", JSON_ARRAY, "an array of accepted lengths", ctx, err);
 	if (!ja)
 		return -1;
 	size_t ns = json_array_size(ja);
@@ -494,7 +432,7 @@ static int parse_spec_record(const json_t *jr, int32_t ri, int32_t max_accept, c
 		const json_t *v = json_array_get(ja, i);
 		if (!json_is_integer(v))
 			return dt_err(err, "%s: field \"Accept_length\" element %zu (expected an integer, found %s)", ctx, i,
-				      jtype(v));
+				      jsoncheck_type(v));
 		if (json_integer_value(v) < 0 || json_integer_value(v) > max_accept)
 			return dt_err(err, "%s: field \"Accept_length\" element %zu (expected 0 to %d: the tree depth + 1, found %lld)",
 				      ctx, i, max_accept, (long long)json_integer_value(v));
@@ -503,7 +441,7 @@ static int parse_spec_record(const json_t *jr, int32_t ri, int32_t max_accept, c
 	if (!javg)
 		return dt_err(err, "%s: missing field \"Avg_accept_length\" (expected a number)", ctx);
 	if (!json_is_number(javg))
-		return dt_err(err, "%s: field \"Avg_accept_length\" (expected a number, found %s)", ctx, jtype(javg));
+		return dt_err(err, "%s: field \"Avg_accept_length\" (expected a number, found %s)", ctx, jsoncheck_type(javg));
 
 	rec->n_turns = (int32_t)nt;
 	rec->turns = xcalloc(nt ? nt : 1, sizeof(*rec->turns));
@@ -522,13 +460,13 @@ static struct workload *parse_spec(const json_t *root, const char *name, char *e
 	char ctx[CTX_LEN];
 	snprintf(ctx, sizeof(ctx), "%s", name);
 	int64_t tree_id, size;
-	if (get_int(root, "Tree_ID", INT32_MIN, INT32_MAX, &tree_id, ctx, err) ||
-	    get_int(root, "Token_Tree_size", 1, WORKLOAD_MAX_SPEC_SIZE, &size, ctx, err))
+	if (jsoncheck_int(root, "Tree_ID", INT32_MIN, INT32_MAX, &tree_id, ctx, err) ||
+	    jsoncheck_int(root, "Token_Tree_size", 1, WORKLOAD_MAX_SPEC_SIZE, &size, ctx, err))
 		return NULL;
-	const json_t *js = get_typed(root, "Tree_Structure", JSON_ARRAY, "an array of paths", ctx, err);
+	const json_t *js = jsoncheck_typed(root, "Tree_Structure", JSON_ARRAY, "an array of paths", ctx, err);
 	if (!js)
 		return NULL;
-	const json_t *jrec = get_typed(root, "Records", JSON_ARRAY, "an array of records", ctx, err);
+	const json_t *jrec = jsoncheck_typed(root, "Records", JSON_ARRAY, "an array of records", ctx, err);
 	if (!jrec)
 		return NULL;
 	size_t np = json_array_size(js);
@@ -552,7 +490,7 @@ static struct workload *parse_spec(const json_t *root, const char *name, char *e
 		const json_t *jpath = json_array_get(js, i);
 		if (!json_is_array(jpath)) {
 			dt_err(err, "%s: field \"Tree_Structure\" element %zu (expected an array of child ranks, found %s)",
-			       name, i, jtype(jpath));
+			       name, i, jsoncheck_type(jpath));
 			goto fail;
 		}
 		size_t len = json_array_size(jpath);
@@ -568,7 +506,7 @@ static struct workload *parse_spec(const json_t *root, const char *name, char *e
 			    json_integer_value(v) >= WORKLOAD_MAX_SPEC_SIZE) {
 				char fb[48];
 				dt_err(err, "%s: field \"Tree_Structure\" element %zu rank %zu (expected an integer in [0, %d), found %s)",
-				       name, i, k, WORKLOAD_MAX_SPEC_SIZE, jfound(v, fb, sizeof(fb)));
+				       name, i, k, WORKLOAD_MAX_SPEC_SIZE, jsoncheck_found(v, fb, sizeof(fb)));
 				goto fail;
 			}
 			r[k] = (int32_t)json_integer_value(v);
@@ -674,7 +612,7 @@ struct workload *workload_parse(const char *text, size_t len, const char *name, 
 		w = parse_spec(root, name, err);
 	else
 		dt_err(err, "%s: not a workload (expected a list of reasoning trees or a speculative tree object, found %s)",
-		       name, jtype(root));
+		       name, jsoncheck_type(root));
 	json_decref(root);
 	return w;
 }
