@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 int dt_err(char *err, const char *fmt, ...)
 {
@@ -69,6 +70,42 @@ char *xstrdup(const char *s)
 	char *p = xmalloc(n);
 	memcpy(p, s, n);
 	return p;
+}
+
+// ---- files
+
+char *dt_read_file(const char *path, size_t max_bytes, const char *what, size_t *len, char *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		dt_err(err, "%s: cannot open (%s)", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+		fclose(f);
+		dt_err(err, "%s: not a regular file", path);
+		return NULL;
+	}
+	if ((uint64_t)st.st_size > max_bytes) {
+		fclose(f);
+		dt_err(err, "%s: too large for %s (expected at most %zu bytes, found %lld)", path, what, max_bytes,
+		       (long long)st.st_size);
+		return NULL;
+	}
+	size_t n = (size_t)st.st_size;
+	char *buf = xmalloc(n + 1);
+	size_t got = fread(buf, 1, n, f);
+	int rerr = ferror(f);
+	fclose(f);
+	if (got != n || rerr) {
+		free(buf);
+		dt_err(err, "%s: read error (expected %zu bytes, read %zu)", path, n, got);
+		return NULL;
+	}
+	buf[n] = 0;
+	*len = n;
+	return buf;
 }
 
 // ---- fatal hooks

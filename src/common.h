@@ -63,6 +63,12 @@ __attribute__((noreturn)) void dt_assert_fail(const char *cond, const char *file
 #define DT_ASSERT(cond) \
 	((cond) ? (void)0 : dt_assert_fail(#cond, __FILE__, __LINE__))
 
+/* Reads a whole regular file of at most max_bytes into a malloc'd buffer with a
+ * NUL after it (length in *len); NULL + "path: ..." naming `what` (e.g. "a
+ * session") when it cannot be opened, is not a regular file, is too large or
+ * cannot be read. */
+char *dt_read_file(const char *path, size_t max_bytes, const char *what, size_t *len, char *err);
+
 /* Monotonic clock in nanoseconds / seconds. */
 int64_t dt_now_ns(void);
 double dt_now_s(void);

@@ -670,33 +670,10 @@ struct tree *session_load(const char *path, struct kvpool *pool, int32_t n_vocab
 {
 	if (old_ids)
 		*old_ids = NULL;
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		dt_err(err, "%s: cannot open (%s)", path, strerror(errno));
+	size_t n;
+	char *buf = dt_read_file(path, SESSION_MAX_FILE_BYTES, "a session", &n, err);
+	if (!buf)
 		return NULL;
-	}
-	struct stat st;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-		fclose(f);
-		dt_err(err, "%s: not a regular file", path);
-		return NULL;
-	}
-	if ((uint64_t)st.st_size > SESSION_MAX_FILE_BYTES) {
-		fclose(f);
-		dt_err(err, "%s: too large for a session (expected at most %u bytes, found %lld)", path,
-		       SESSION_MAX_FILE_BYTES, (long long)st.st_size);
-		return NULL;
-	}
-	size_t n = (size_t)st.st_size;
-	char *buf = xmalloc(n + 1);
-	size_t got = fread(buf, 1, n, f);
-	int rerr = ferror(f);
-	fclose(f);
-	if (got != n || rerr) {
-		free(buf);
-		dt_err(err, "%s: read error (expected %zu bytes, read %zu)", path, n, got);
-		return NULL;
-	}
 	struct tree *t = session_parse(buf, n, path, pool, n_vocab, meta, old_ids, err);
 	free(buf);
 	return t;

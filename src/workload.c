@@ -619,34 +619,10 @@ struct workload *workload_parse(const char *text, size_t len, const char *name, 
 
 struct workload *workload_load(const char *path, char *err)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		dt_err(err, "%s: cannot open (%s)", path, strerror(errno));
+	size_t n;
+	char *buf = dt_read_file(path, WORKLOAD_MAX_FILE_BYTES, "a workload", &n, err);
+	if (!buf)
 		return NULL;
-	}
-	struct stat st;
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-		fclose(f);
-		dt_err(err, "%s: not a regular file", path);
-		return NULL;
-	}
-	if ((uint64_t)st.st_size > WORKLOAD_MAX_FILE_BYTES) {
-		fclose(f);
-		dt_err(err, "%s: too large for a workload (expected at most %u bytes, found %lld)", path,
-		       WORKLOAD_MAX_FILE_BYTES, (long long)st.st_size);
-		return NULL;
-	}
-	size_t n = (size_t)st.st_size;
-	char *buf = xmalloc(n + 1);
-	size_t got = fread(buf, 1, n, f);
-	int rerr = ferror(f);
-	fclose(f);
-	if (got != n || rerr) {
-		free(buf);
-		dt_err(err, "%s: read error (expected %zu bytes, read %zu)", path, n, got);
-		return NULL;
-	}
-	buf[n] = 0;
 	struct workload *w = workload_parse(buf, n, path, err);
 	free(buf);
 	return w;
