@@ -29,3 +29,61 @@ extern "C" int cuda_device_query(int dev, struct cuda_device_info *out, char *er
 	out->l2_bytes = (size_t)p.l2CacheSize;
 	return 0;
 }
+
+extern "C" int cuda_set_device(int dev, char *err)
+{
+	CUDA_CHECK(cudaSetDevice(dev));
+	return 0;
+}
+
+// ---- a GPU stopwatch
+struct cuda_timer {
+	cudaEvent_t a, b;
+};
+
+extern "C" struct cuda_timer *cuda_timer_new(char *err)
+{
+	struct cuda_timer *t = new cuda_timer();
+	if (cudaEventCreate(&t->a) != cudaSuccess || cudaEventCreate(&t->b) != cudaSuccess) {
+		cudaError_t e = cudaGetLastError();
+		dt_err(err, "cudaEventCreate: %s", cudaGetErrorString(e));
+		delete t;
+		return NULL;
+	}
+	return t;
+}
+
+extern "C" void cuda_timer_free(struct cuda_timer *t)
+{
+	if (!t)
+		return;
+	cudaEventDestroy(t->a);
+	cudaEventDestroy(t->b);
+	delete t;
+}
+
+extern "C" int cuda_timer_start(struct cuda_timer *t, char *err)
+{
+	CUDA_CHECK(cudaEventRecord(t->a, 0));
+	return 0;
+}
+
+extern "C" int cuda_timer_stop(struct cuda_timer *t, char *err)
+{
+	CUDA_CHECK(cudaEventRecord(t->b, 0));
+	return 0;
+}
+
+extern "C" double cuda_timer_ns(struct cuda_timer *t, char *err)
+{
+	float ms = 0;
+	cudaError_t e = cudaEventSynchronize(t->b);
+	if (e == cudaSuccess)
+		e = cudaEventElapsedTime(&ms, t->a, t->b);
+	if (e != cudaSuccess) {
+		cudaGetLastError();
+		dt_err(err, "cuda timer: %s", cudaGetErrorString(e));
+		return -1;
+	}
+	return (double)ms * 1e6;
+}

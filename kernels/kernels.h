@@ -26,6 +26,17 @@ struct cuda_device_info {
 int cuda_device_count(void);
 /* Facts about device `dev`; 0 on success. */
 int cuda_device_query(int dev, struct cuda_device_info *out, char *err);
+/* Makes `dev` the current device of the calling thread; 0 on success. */
+int cuda_set_device(int dev, char *err);
+
+/* A GPU stopwatch on the default stream (CUDA events). */
+struct cuda_timer;
+struct cuda_timer *cuda_timer_new(char *err);
+void cuda_timer_free(struct cuda_timer *t);
+int cuda_timer_start(struct cuda_timer *t, char *err);
+int cuda_timer_stop(struct cuda_timer *t, char *err);
+/* Waits for the stop event; nanoseconds between start and stop, or < 0 + err. */
+double cuda_timer_ns(struct cuda_timer *t, char *err);
 
 // ---- memory helpers (kernels/kv_gpu.cu): for tests and benchmarks, which
 // have no CUDA headers.  All copies are synchronous.
@@ -74,6 +85,11 @@ size_t cuda_kv_bytes(const struct cuda_kv *kv); /* device memory held */
  * layer)), rounded to the device type, into every copy. */
 int cuda_kv_upload(struct cuda_kv *kv, int32_t layer, const float *k_host, const float *v_host,
 		   int32_t page, int32_t slot0, int32_t n, char *err);
+/* Scatter: n token rows of host fp32 K and V, each (n_kv_heads * head_dim),
+ * rounded to the device type, into (page[i], slot[i]) of one layer, every
+ * copy: one upload and one kernel whatever n is.  Checks every page and slot. */
+int cuda_kv_store_rows(struct cuda_kv *kv, int32_t layer, int32_t n, const int32_t *page,
+		       const int32_t *slot, const float *k, const float *v, char *err);
 /* Every slot of every page, layer and copy: uniform in [-amp, amp]. */
 int cuda_kv_fill_random(struct cuda_kv *kv, uint64_t seed, float amp, char *err);
 /* Bytes uploaded by cuda_kv_upload so far. */

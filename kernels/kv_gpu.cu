@@ -177,6 +177,8 @@ struct cuda_kv {
 	size_t layer_elems;       /* n_pages * n_kv_heads * page_size * head_dim */
 	uint64_t uploaded;
 	std::vector<uint16_t> stage;
+	void *dstage;       /* device staging of cuda_kv_store_rows */
+	size_t dstage_cap;  /* bytes */
 };
 
 extern "C" struct cuda_kv_params cuda_kv_default_params(void)
@@ -201,6 +203,7 @@ extern "C" void cuda_kv_free(struct cuda_kv *kv)
 		cudaFree(x);
 	for (void *x : kv->v)
 		cudaFree(x);
+	cudaFree(kv->dstage);
 	delete kv;
 }
 
@@ -223,6 +226,8 @@ extern "C" struct cuda_kv *cuda_kv_new(const struct cuda_kv_params *p, char *err
 	kv->p = *p;
 	kv->layer_elems = (size_t)rows * p->head_dim;
 	kv->uploaded = 0;
+	kv->dstage = NULL;
+	kv->dstage_cap = 0;
 	int n = p->n_copies * p->n_layer;
 	for (int i = 0; i < n; i++) {
 		void *k = cuda_malloc(kv->layer_elems * 2, err);
@@ -232,6 +237,15 @@ extern "C" struct cuda_kv *cuda_kv_new(const struct cuda_kv_params *p, char *err
 		if (v)
 			kv->v.push_back(v);
 		if (!k || !v) {
+			cuda_kv_free(kv);
+			return NULL;
+		}
+		/* zeroed: a slot no one wrote holds no NaN that a masked-out
+		 * probability (0) times V could turn into a NaN output */
+		if (cudaMemset(k, 0, kv->layer_elems * 2) != cudaSuccess ||
+		    cudaMemset(v, 0, kv->layer_elems * 2) != cudaSuccess) {
+			cudaGetLastError();
+			dt_err(err, "cuda kv: cudaMemset failed");
 			cuda_kv_free(kv);
 			return NULL;
 		}
@@ -282,6 +296,73 @@ extern "C" int cuda_kv_upload(struct cuda_kv *kv, int32_t layer, const float *k_
 						row * 2, row * 2, hk, cudaMemcpyHostToDevice));
 			kv->uploaded += 2 * hk * row;
 		}
+	}
+	return 0;
+}
+
+/* One thread per 8 bytes (4 elements) of a row: head_dim is a multiple of 4. */
+static __global__ void kv_scatter_kernel(uint16_t *k, uint16_t *v, const uint16_t *src, const int32_t *page,
+					 const int32_t *slot, int32_t n, int32_t hk, int32_t ps, int32_t d)
+{
+	const size_t per_row = (size_t)hk * d / 4; /* 8-byte words of one token row */
+	const size_t total = (size_t)n * per_row;
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+	     i += (size_t)gridDim.x * blockDim.x) {
+		size_t r = i / per_row, w = i % per_row;
+		size_t e = w * 4, h = e / d, dd = e % d;
+		size_t dst = (((size_t)page[r] * hk + h) * ps + slot[r]) * d + dd;
+		const uint2 *sk = (const uint2 *)(src + r * hk * d) + w;
+		const uint2 *sv = (const uint2 *)(src + ((size_t)n + r) * hk * d) + w;
+		*(uint2 *)(k + dst) = *sk;
+		*(uint2 *)(v + dst) = *sv;
+	}
+}
+
+extern "C" int cuda_kv_store_rows(struct cuda_kv *kv, int32_t layer, int32_t n, const int32_t *page,
+				  const int32_t *slot, const float *k, const float *v, char *err)
+{
+	const struct cuda_kv_params *p = &kv->p;
+	if (layer < 0 || layer >= p->n_layer || n < 0)
+		return dt_err(err, "cuda kv store: layer %d of %d, %d rows", layer, p->n_layer, n), DT_ERR_ARG;
+	if (p->head_dim % 4)
+		return dt_err(err, "cuda kv store: head dim %d (expected a multiple of 4)", p->head_dim),
+		       DT_ERR_ARG;
+	for (int32_t i = 0; i < n; i++)
+		if (page[i] < 0 || page[i] >= p->n_pages || slot[i] < 0 || slot[i] >= p->page_size)
+			return dt_err(err, "cuda kv store: row %d at page %d slot %d (expected pages < %d, "
+					   "slots < %d)",
+				      i, page[i], slot[i], p->n_pages, p->page_size),
+			       DT_ERR_ARG;
+	if (n == 0)
+		return 0;
+	const size_t row = (size_t)p->n_kv_heads * p->head_dim;
+	const size_t half = (size_t)n * row;              /* elements of K (and of V) */
+	const size_t bytes = 2 * half * 2 + 2 * (size_t)n * 4; /* K, V fp16 + page, slot */
+	kv->stage.resize((bytes + 1) / 2);
+	uint16_t *st = kv->stage.data();
+	kv_convert(st, k, half, p->type);
+	kv_convert(st + half, v, half, p->type);
+	memcpy(st + 2 * half, page, (size_t)n * 4);
+	memcpy(st + 2 * half + 2 * (size_t)n, slot, (size_t)n * 4);
+	if (bytes > kv->dstage_cap) {
+		cudaFree(kv->dstage);
+		kv->dstage = NULL;
+		kv->dstage_cap = 0;
+		size_t cap = bytes * 2;
+		CUDA_CHECK(cudaMalloc(&kv->dstage, cap));
+		kv->dstage_cap = cap;
+	}
+	CUDA_CHECK(cudaMemcpy(kv->dstage, st, bytes, cudaMemcpyHostToDevice));
+	kv->uploaded += bytes;
+	const uint16_t *dsrc = (const uint16_t *)kv->dstage;
+	const int32_t *dpage = (const int32_t *)(dsrc + 2 * half);
+	const int32_t *dslot = dpage + n;
+	int blocks = (int)DT_MIN((half / 4 + 255) / 256, (size_t)1024);
+	for (int c = 0; c < p->n_copies; c++) {
+		kv_scatter_kernel<<<blocks, 256>>>((uint16_t *)kv->k[c * p->n_layer + layer],
+						   (uint16_t *)kv->v[c * p->n_layer + layer], dsrc, dpage,
+						   dslot, n, p->n_kv_heads, p->page_size, p->head_dim);
+		CUDA_CHECK_LAUNCH();
 	}
 	return 0;
 }

@@ -55,6 +55,8 @@ static void usage(FILE *f)
 		"                          beam:W or beam:W:ALPHA (default sample:4)\n"
 		"      --steps N           decode steps (default 32)\n"
 		"      --algo A            deft-flatten, deft-node, seq or tree-mask (default deft-flatten)\n"
+		"      --backend B         where attention runs: cpu, cuda or auto (default auto:\n"
+		"                          cuda when a GPU is there)\n"
 		"      --fork NODE:INDEX[=TEXT]\n"
 		"                          before the steps, a new branch before token INDEX of\n"
 		"                          NODE: its first token resampled, or TEXT forced (repeatable)\n"
@@ -197,7 +199,9 @@ static void print_summary(struct engine *e, const char *algo, const char *policy
 	tree_stats(engine_tree(e), &ts);
 	struct kvpool *pool = engine_pool(e);
 	char a[32], b[32];
-	fprintf(out, "\nmetrics (algorithm %s, policy %s, CPU):\n", algo, policy);
+	const struct backend_info *bi = engine_backend_info(e);
+	fprintf(out, "\nmetrics (algorithm %s, policy %s, attention on %s: %s):\n", algo, policy,
+		backend_kind_name(bi->kind), bi->device);
 	metrics_print_summary(&s, "  ", out);
 	fprintf(out, "  tree: %d nodes, %d leaves (%d live), %lld tokens stored, %lld on all paths (sharing %.2fx)\n",
 		ts.n_nodes, ts.n_leaves, ts.n_live_leaves, (long long)ts.stored_tokens, (long long)ts.logical_tokens,
@@ -211,7 +215,7 @@ static void print_summary(struct engine *e, const char *algo, const char *policy
 
 enum { OPT_LOAD = 256, OPT_CHAT, OPT_POLICY, OPT_STEPS, OPT_ALGO, OPT_FORK, OPT_MAXTOK, OPT_TEMP, OPT_TOP_K,
        OPT_TOP_P, OPT_MIN_P, OPT_REP, OPT_REP_N, OPT_SEED, OPT_PAGE, OPT_BUDGET, OPT_BLOCK, OPT_TILE, OPT_JSON,
-       OPT_DOT, OPT_SAVE };
+       OPT_DOT, OPT_SAVE, OPT_BACKEND };
 
 int cmd_tree(int argc, char **argv)
 {
@@ -223,6 +227,7 @@ int cmd_tree(int argc, char **argv)
 		{ "policy", required_argument, NULL, OPT_POLICY },
 		{ "steps", required_argument, NULL, OPT_STEPS },
 		{ "algo", required_argument, NULL, OPT_ALGO },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "fork", required_argument, NULL, OPT_FORK },
 		{ "max-tokens", required_argument, NULL, OPT_MAXTOK },
 		{ "temp", required_argument, NULL, OPT_TEMP },
@@ -246,7 +251,7 @@ int cmd_tree(int argc, char **argv)
 	};
 	struct engine_params ep = engine_default_params();
 	const char *model_path = NULL, *prompt = NULL, *load = NULL, *json = NULL, *dot = NULL, *save = NULL;
-	const char *policy_text = "sample:4", *algo_text = "deft-flatten";
+	const char *policy_text = "sample:4", *algo_text = "deft-flatten", *backend_text = NULL;
 	struct engine_policy_spec pol;
 	struct fork_req forks[MAX_FORKS];
 	int n_forks = 0, pol_given = 0;
@@ -269,6 +274,7 @@ int cmd_tree(int argc, char **argv)
 			break;
 		case OPT_STEPS: bad = gen_parse_i32("--steps", optarg, 0, 1 << 24, &steps, err); break;
 		case OPT_ALGO: algo_text = optarg; break;
+		case OPT_BACKEND: backend_text = optarg; break;
 		case OPT_FORK:
 			if (n_forks == MAX_FORKS)
 				bad = dt_err(err, "--fork: at most %d forks", MAX_FORKS);
@@ -315,7 +321,8 @@ int cmd_tree(int argc, char **argv)
 	}
 	if (load && pol_given == 0)
 		policy_text = "sample";
-	if (engine_policy_parse(policy_text, &pol, err) || treeplan_algo_parse(algo_text, &ep.algo, err)) {
+	if (engine_policy_parse(policy_text, &pol, err) || treeplan_algo_parse(algo_text, &ep.algo, err) ||
+	    backend_choose(backend_text, "deftree tree", quiet ? NULL : stderr, &ep.backend, err)) {
 		fprintf(stderr, "deftree tree: %s\n", err);
 		return 2;
 	}

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "backend.h"
 #include "cpu_tree_attn.h"
 #include "kvpool.h"
 #include "metrics.h"
@@ -92,7 +93,7 @@ struct engine {
 	struct kvpool *pool;
 	struct tree *tree;
 	struct treeplan *plan, *plan_seq;
-	struct cpu_tree_attn *attn;
+	struct backend *be; /* where attention runs (NULL in IO-only mode) */
 	struct sampler_work *sw;
 	struct metrics *metrics;
 	atomic_bool cancel;
@@ -132,6 +133,10 @@ struct engine {
 	const struct treeplan_flat *flat;
 	int32_t sub_off;
 	int64_t attn_ns;
+	int64_t attn_dev_ns;     /* GPU time of the attention kernels this step */
+	float *stk, *stv;        /* stored rows compacted for the backend */
+	int32_t *stpage, *stslot;
+	int32_t cap_st;
 	struct metrics_io io, io_seq;
 
 	/* sampling scratch */
@@ -144,6 +149,46 @@ struct engine {
 };
 
 // ---- params
+
+// ---- the attention backend
+
+static struct backend *new_backend(struct engine *e, enum backend_kind kind, char *err)
+{
+	struct backend_params bp = backend_default_params();
+	bp.n_head = e->hp.n_head;
+	bp.n_kv_head = e->hp.n_head_kv;
+	bp.head_dim = e->hp.head_dim;
+	bp.pool = e->pool;
+	bp.tp = model_threadpool(e->model);
+	bp.portable = e->p.attn_portable;
+	return backend_new(kind, &bp, err);
+}
+
+/* Bytes per K/V element the attention reads: the IO model's element size. */
+static int32_t kv_elt_bytes(const struct engine *e)
+{
+	return e->be ? backend_info(e->be)->elt_bytes : kvpool_params(e->pool)->elt_bytes;
+}
+
+int engine_set_backend(struct engine *e, enum backend_kind kind, char *err)
+{
+	if (!e->model)
+		return dt_err(err, "backend: an IO-only engine runs no attention"), DT_ERR_ARG;
+	if (e->be && backend_info(e->be)->kind == kind)
+		return DT_OK;
+	struct backend *nb = new_backend(e, kind, err);
+	if (!nb)
+		return DT_ERR_UNSUPPORTED;
+	backend_free(e->be);
+	e->be = nb;
+	e->p.backend = kind;
+	return DT_OK;
+}
+
+const struct backend_info *engine_backend_info(const struct engine *e)
+{
+	return e->be ? backend_info(e->be) : NULL;
+}
 
 struct engine_params engine_default_params(void)
 {
@@ -369,13 +414,8 @@ struct engine *engine_new(const struct engine_params *p, char *err)
 	if (!e->plan_seq)
 		goto fail;
 	if (e->model) {
-		struct cpu_tree_attn_params ap = cpu_tree_attn_default_params();
-		ap.n_head = e->hp.n_head;
-		ap.n_kv_head = e->hp.n_head_kv;
-		ap.head_dim = e->hp.head_dim;
-		ap.portable = p->attn_portable;
-		e->attn = cpu_tree_attn_new(&ap, model_threadpool(e->model), err);
-		if (!e->attn)
+		e->be = new_backend(e, p->backend, err);
+		if (!e->be)
 			goto fail;
 		e->sw = sampler_work_new(e->n_vocab);
 	}
@@ -401,7 +441,11 @@ void engine_free(struct engine *e)
 	kvpool_free(e->pool);
 	treeplan_free(e->plan);
 	treeplan_free(e->plan_seq);
-	cpu_tree_attn_free(e->attn);
+	backend_free(e->be);
+	free(e->stk);
+	free(e->stv);
+	free(e->stpage);
+	free(e->stslot);
 	sampler_work_free(e->sw);
 	tokenizer_free(e->tok);
 	if (e->own_model)
@@ -598,20 +642,50 @@ static const float *src_logits(const struct engine *e, const struct src *s)
 static int kv_store(void *ctx, int32_t layer, int32_t n, const float *k, const float *v, char *err)
 {
 	struct engine *e = ctx;
+	int64_t t0 = dt_now_ns();
 	size_t kvd = (size_t)e->hp.n_head_kv * (size_t)e->hp.head_dim;
+	int32_t ns = 0;
 	for (int32_t r = 0; r < n; r++) {
 		int32_t i = e->sub_off + r;
-		if (e->store[i])
+		if (e->store[i]) {
 			kvpool_store(e->pool, layer, e->page[i], e->slot[i], k + r * kvd, v + r * kvd);
+			ns++;
+		}
 	}
-	return 0;
+	/* the backend gets the stored rows only (recompute queries are not stored) */
+	int rc = DT_OK;
+	if (ns == n) {
+		rc = backend_store(e->be, layer, n, e->page + e->sub_off, e->slot + e->sub_off, k, v, err);
+	} else if (ns > 0) {
+		if (ns > e->cap_st) {
+			e->cap_st = ns * 2;
+			e->stk = xrealloc(e->stk, (size_t)e->cap_st * kvd * sizeof(float));
+			e->stv = xrealloc(e->stv, (size_t)e->cap_st * kvd * sizeof(float));
+			e->stpage = xrealloc(e->stpage, (size_t)e->cap_st * sizeof(int32_t));
+			e->stslot = xrealloc(e->stslot, (size_t)e->cap_st * sizeof(int32_t));
+		}
+		int32_t j = 0;
+		for (int32_t r = 0; r < n; r++) {
+			int32_t i = e->sub_off + r;
+			if (!e->store[i])
+				continue;
+			memcpy(e->stk + (size_t)j * kvd, k + (size_t)r * kvd, kvd * sizeof(float));
+			memcpy(e->stv + (size_t)j * kvd, v + (size_t)r * kvd, kvd * sizeof(float));
+			e->stpage[j] = e->page[i];
+			e->stslot[j] = e->slot[i];
+			j++;
+		}
+		rc = backend_store(e->be, layer, ns, e->stpage, e->stslot, e->stk, e->stv, err);
+	}
+	e->attn_ns += dt_now_ns() - t0;
+	return rc;
 }
 
 static int kv_attend(void *ctx, int32_t layer, int32_t n, const float *q, float *out, char *err)
 {
 	struct engine *e = ctx;
 	int64_t t0 = dt_now_ns();
-	int rc = cpu_tree_attn_run(e->attn, e->flat, e->pool, layer, q, out, err);
+	int rc = backend_attend(e->be, layer, q, out, err);
 	e->attn_ns += dt_now_ns() - t0;
 	return rc;
 }
@@ -633,11 +707,11 @@ static int forward(struct engine *e, bool with_io, char *err)
 	memset(&e->io, 0, sizeof(e->io));
 	memset(&e->io_seq, 0, sizeof(e->io_seq));
 	e->attn_ns = 0;
+	e->attn_dev_ns = 0;
 	assign_rows(e);
 	if (e->nq == 0)
 		return DT_OK;
-	struct treeplan_io_params iop = { e->hp.n_head, e->hp.n_head_kv, e->hp.head_dim,
-					  kvpool_params(e->pool)->elt_bytes };
+	struct treeplan_io_params iop = { e->hp.n_head, e->hp.n_head_kv, e->hp.head_dim, kv_elt_bytes(e) };
 	int32_t nb_max = e->model ? model_n_batch(e->model) : e->nq;
 	struct model_kv_ops ops = { e, kv_store, kv_attend };
 	int32_t row = 0;
@@ -664,9 +738,15 @@ static int forward(struct engine *e, bool with_io, char *err)
 		if (e->model) {
 			e->flat = treeplan_flat(e->plan);
 			e->sub_off = off;
+			rc = backend_set_plan(e->be, e->flat, (int)treeplan_params(e->plan)->algo, err);
+			if (rc)
+				return rc;
 			struct model_batch b = { nb, e->tok_ids + off, e->pos + off, e->want + off };
 			float *out = e->lb[e->cur].data + (size_t)row * (size_t)e->n_vocab;
 			rc = model_forward(e->model, &b, &ops, out, &e->cancel, err);
+			struct backend_counters bc;
+			backend_get_counters(e->be, &bc);
+			e->attn_dev_ns += bc.device_ns;
 			if (rc)
 				return rc;
 		} else {
@@ -783,6 +863,7 @@ static void record_step(struct engine *e, int64_t t0, int32_t n_branches, int32_
 	s.t_start_ns = t0;
 	s.wall_ns = dt_now_ns() - t0;
 	s.attn_ns = e->attn_ns;
+	s.attn_dev_ns = e->attn_dev_ns;
 	s.n_queries = e->nq;
 	s.n_branches = n_branches;
 	s.n_tokens = n_tokens;

@@ -16,7 +16,9 @@
  *   3. the plan is updated for the queries (incrementally, treeplan.h) and ONE
  *      batched model_forward runs them (split into n_batch chunks only when
  *      longer), its kv_ops storing K/V into the tokens' pool slots and running
- *      the CPU tree attention with the plan (timed: attention ns per step);
+ *      the tree attention of the backend (backend.h: cpu, or cuda with a
+ *      device mirror of the pages) with the plan (timed: attention ns per
+ *      step, and GPU ns on cuda);
  *   4. the policy picks tokens: each live leaf samples one (stream = the
  *      branch's stable stream id, pos = the token's position, so a branch
  *      grown in a tree gets the tokens it gets alone, under every algorithm:
@@ -49,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "sampler.h"
 #include "treeplan.h"
 
@@ -93,6 +96,8 @@ struct engine_params {
 					  branches take root_stream + 1, + 2, ... */
 	bool io_compare;               /* also plan `seq` each step for the IO comparison (default true) */
 	bool attn_portable;            /* force the portable (non-SIMD) attention kernels (default false) */
+	enum backend_kind backend;     /* where attention runs (default BACKEND_CPU, the reference;
+					  the commands and the playground ask for "auto") */
 	struct engine_io_heads io_heads; /* IO-only mode head shape */
 };
 struct engine_params engine_default_params(void);
@@ -211,6 +216,13 @@ int32_t engine_n_computed(const struct engine *e, int32_t node);
 const float *engine_logits(const struct engine *e, int32_t node, int32_t index);
 /* The algorithm in use; switching takes effect at the next step. */
 int engine_set_algo(struct engine *e, enum treeplan_algo algo, char *err);
+/* Moves attention to another backend (backend.h) from the next step on; the
+ * tree and its KV stay (a new cuda backend uploads the pages in use).  On
+ * failure (no device, unsupported head dim) the current backend stays and
+ * err says why. */
+int engine_set_backend(struct engine *e, enum backend_kind kind, char *err);
+/* The backend in use; NULL in IO-only mode. */
+const struct backend_info *engine_backend_info(const struct engine *e);
 /* Sampler settings for the next steps (checked). */
 int engine_set_sampler(struct engine *e, const struct sampler_params *sp, char *err);
 

@@ -269,6 +269,13 @@ void metrics_summarize(const struct metrics *m, struct metrics_summary *s)
 	for (int64_t i = 0; i < m->n_steps; i++)
 		v[i] = m->steps[i].attn_ns;
 	metrics_stats_of(v, m->n_steps, &s->attn);
+	int64_t nd = 0;
+	for (int64_t i = 0; i < m->n_steps; i++)
+		if (m->steps[i].attn_dev_ns > 0) {
+			v[nd++] = m->steps[i].attn_dev_ns;
+			s->kv_bytes_dev += m->steps[i].io.kv;
+		}
+	metrics_stats_of(v, nd, &s->attn_dev);
 	int64_t k = 0;
 	for (int64_t i = 0; i < m->n_br; i++) {
 		s->tokens += m->br[i].n_tokens;
@@ -330,6 +337,10 @@ void metrics_print_summary(const struct metrics_summary *s, const char *prefix, 
 	fprintf(out, "%sattention time: mean %s per step, p50 %s (%.1f%% of the step)\n", prefix,
 		metrics_fmt_ns(s->attn.mean, a, sizeof(a)), metrics_fmt_ns((double)s->attn.p50, b, sizeof(b)),
 		100.0 * s->attn_share);
+	if (s->attn_dev.n)
+		fprintf(out, "%sGPU attention kernels: mean %s per step, p50 %s; KV read at %.1f GB/s\n", prefix,
+			metrics_fmt_ns(s->attn_dev.mean, a, sizeof(a)), metrics_fmt_ns((double)s->attn_dev.p50, b, sizeof(b)),
+			s->attn_dev.total > 0 ? (double)s->kv_bytes_dev / (double)s->attn_dev.total : 0.0);
 	fprintf(out, "%sKV bytes read: %s vs seq %s; all IO %s vs seq %s (seq/this %.2fx), sharing %.2fx\n",
 		prefix, metrics_fmt_bytes(s->kv_bytes, a, sizeof(a)),
 		metrics_fmt_bytes(s->kv_bytes_seq, b, sizeof(b)), metrics_fmt_bytes(s->bytes, c, sizeof(c)),

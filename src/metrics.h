@@ -37,6 +37,7 @@ struct metrics_step {
 	int64_t t_start_ns;    /* when the step began */
 	int64_t wall_ns;       /* the whole step: plan, forward, sampling, appends */
 	int64_t attn_ns;       /* inside the tree attention (all layers) */
+	int64_t attn_dev_ns;   /* GPU time of the attention kernels (cuda backend; 0 on the cpu) */
 	int32_t n_queries;     /* query tokens in the batch */
 	int32_t n_branches;    /* live branches that took part */
 	int32_t n_tokens;      /* tokens appended to the tree by this step */
@@ -72,6 +73,8 @@ struct metrics_summary {
 	int64_t prefill_ns;
 	struct metrics_stats step;   /* step wall time */
 	struct metrics_stats attn;   /* attention time per step */
+	struct metrics_stats attn_dev; /* GPU time of the attention kernels per step (cuda; n = 0 otherwise) */
+	uint64_t kv_bytes_dev;       /* KV bytes (IO model) of the steps with GPU time */
 	struct metrics_stats ttft;   /* over branches with >= 1 token */
 	struct metrics_stats tpot;   /* over branches with >= 2 tokens */
 	int64_t wall_ns;             /* sum of step wall times */
