@@ -741,10 +741,29 @@ UI_ACTION(algo)
 UI_ACTION(backend)
 {
 	const char *r = skip_ws(a->rest);
-	if (!*r || !strcmp(r, "cpu"))
-		ui_msg(app, false, "backend: cpu (%s)", app->snap ? app->snap->info.backend : "");
-	else
-		ui_msg(app, true, "backend '%s': the engine runs on the CPU only for now (no GPU decode path yet)", r);
+	char err[DT_ERR_LEN], why[DT_ERR_LEN];
+	enum backend_kind k;
+	if (*r) {
+		if (backend_kind_parse(r, &k, err)) {
+			ui_msg(app, true, "backend: %s", err);
+			return DONE;
+		}
+	} else {
+		/* toggle */
+		int now = app->snap ? app->snap->info.backend_kind : -1;
+		k = now == BACKEND_CUDA ? BACKEND_CPU : BACKEND_CUDA;
+	}
+	if (!backend_available(k, why)) {
+		ui_msg(app, true, "backend %s: %s; attention stays on %s", backend_kind_name(k), why,
+		       app->snap && app->snap->info.backend[0] ? app->snap->info.backend : "the cpu");
+		return DONE;
+	}
+	if (app->snap && app->snap->info.backend_kind == (int)k) {
+		ui_msg(app, false, "backend: already %s (%s)", backend_kind_name(k), app->snap->info.device);
+		return DONE;
+	}
+	struct ui_job j = { .kind = UI_JOB_BACKEND, .n = (int32_t)k };
+	ui_submit(app, &j);
 	return DONE;
 }
 

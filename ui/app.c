@@ -249,7 +249,11 @@ const char *ui_pane_explain(int pane)
 		       "small batch. Step time is the whole step, attention the part inside tree attention; TTFT is "
 		       "the time from a branch's start to its first token, TPOT the time per token of a growing branch "
 		       "(the mean step: each step gives every live branch one token). The sparklines show the last "
-		       "steps; next step KV compares the algorithms on this tree now.";
+		       "steps; next step KV compares the algorithms on this tree now. Bandwidth is the roofline view: "
+		       "bytes a step moves per second against a copy timed at start (host memory on the cpu). With the "
+		       "cuda backend (B toggles) the GPU line times the attention kernels alone with CUDA events and "
+		       "divides the step's KV bytes by that time, against the device's own measured copy rate: how "
+		       "close tree attention comes to streaming each KV byte once at full speed.";
 	default:
 		return "";
 	}

@@ -90,6 +90,7 @@ static void cl_display_matches(char **matches, int n, int max)
 
 static const char *const *gen_list;
 static const char *const algo_names[] = { "deft-flatten", "deft-node", "seq", "tree-mask", NULL };
+static const char *const backend_names[] = { "cpu", "cuda", "auto", NULL };
 static const char *const export_formats[] = { "json", "dot", NULL };
 static const char *const on_off[] = { "on", "off", NULL };
 static const char *const replay_words[] = { "stop", "fewshot:", NULL };
@@ -149,6 +150,8 @@ static char **cl_complete(const char *text, int start, int end)
 			gen_list = on_off;
 	} else if (!strcmp(w[0], "algo") && n == 1) {
 		gen_list = algo_names;
+	} else if (!strcmp(w[0], "backend") && n == 1) {
+		gen_list = backend_names;
 	} else if (!strcmp(w[0], "export") && n == 1) {
 		gen_list = export_formats;
 	} else if ((!strcmp(w[0], "export") && n == 2) || (n == 1 && (!strcmp(w[0], "open") || !strcmp(w[0], "e") ||

@@ -70,7 +70,8 @@ const struct ui_action ui_actions[] = {
 	/* attention */
 	{ "algo", NULL, "[NAME]", "attention", "attention algorithm: deft-flatten deft-node seq tree-mask (cycles)",
 	  { K('A') }, 0, ui_act_algo },
-	{ "backend", NULL, "NAME", "attention", "compute backend (the engine has cpu only)", { 0 }, 0, ui_act_backend },
+	{ "backend", NULL, "[cpu|cuda]", "attention", "where attention runs: cpu or cuda (a GPU; toggles)", { K('B') }, 0,
+	  ui_act_backend },
 
 	/* view */
 	{ "fold", NULL, "", "view", "fold / unfold the selected node", { K('z'), K('\n'), S(KEY_ENTER) }, 0, ui_act_fold },

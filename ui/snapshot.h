@@ -75,7 +75,10 @@ struct ui_snap_info {
 	char model[160];            /* short model name */
 	char model_path[512];
 	char arch[96];              /* "llama 30L 9/3 heads d64" */
-	char backend[96];           /* "cpu 2 threads" */
+	char backend[96];           /* "cpu 2 thr", "cuda NVIDIA H200" (header bar) */
+	int backend_kind;           /* enum backend_kind of the main engine, -1 without one */
+	char device[160];           /* the backend's device (backend_info) */
+	double dev_copy_gbps;       /* cuda: device copy bandwidth measured when it started, 0 else */
 	enum treeplan_algo algo;
 	char policy[32];
 	struct sampler_params sampler;

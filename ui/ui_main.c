@@ -32,6 +32,8 @@ static void usage(FILE *f)
 		"      --open FILE       start with a saved session\n"
 		"  -t, --threads N       CPU threads (default %d)\n"
 		"      --algo A          deft-flatten, deft-node, seq or tree-mask (default deft-flatten)\n"
+		"      --backend B       where attention runs: cpu, cuda or auto (default auto: cuda\n"
+		"                        when a GPU is there; B inside toggles)\n"
 		"      --max-tokens N    tokens an answer grows after a prompt (default 200; 0 = until it ends)\n"
 		"      --grow N          tokens per extend / fork / sample (default 32)\n"
 		"      --page-size N     KV tokens per page (default 16)\n"
@@ -49,6 +51,7 @@ static void usage(FILE *f)
 enum {
 	OPT_OPEN = 256,
 	OPT_ALGO,
+	OPT_BACKEND,
 	OPT_MAX_TOKENS,
 	OPT_GROW,
 	OPT_PAGE,
@@ -86,6 +89,7 @@ int cmd_tui(int argc, char **argv)
 	o.engine = engine_default_params();
 	o.engine.kv_budget = (size_t)128 << 20;
 	o.engine.n_alt = 8;
+	backend_choose(NULL, "deftree", NULL, &o.engine.backend, NULL);
 	o.max_tokens = 200;
 	o.grow = 32;
 	o.n_children = 3;
@@ -102,6 +106,7 @@ int cmd_tui(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "open", required_argument, NULL, OPT_OPEN },
 		{ "algo", required_argument, NULL, OPT_ALGO },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "max-tokens", required_argument, NULL, OPT_MAX_TOKENS },
 		{ "grow", required_argument, NULL, OPT_GROW },
 		{ "page-size", required_argument, NULL, OPT_PAGE },
@@ -132,6 +137,11 @@ int cmd_tui(int argc, char **argv)
 		case 'p': o.prompt = optarg; break;
 		case 't': bad = parse_int("--threads", optarg, 1, 1024, &v); o.n_threads = (int32_t)v; break;
 		case OPT_OPEN: o.open = optarg; break;
+		case OPT_BACKEND:
+			bad = backend_choose(optarg, "deftree", NULL, &o.engine.backend, err);
+			if (bad)
+				fprintf(stderr, "deftree: --backend: %s\n", err);
+			break;
 		case OPT_ALGO:
 			bad = treeplan_algo_parse(optarg, &o.engine.algo, err);
 			if (bad)

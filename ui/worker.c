@@ -295,6 +295,7 @@ static void fill_info(struct ui_worker *w, struct engine *e, struct ui_snap *s)
 	in->copy_gbps = w->copy_gbps;
 	in->max_tokens = w->max_tokens;
 	snprintf(in->session, sizeof(in->session), "%s", w->session);
+	in->backend_kind = -1;
 	if (!e) {
 		snprintf(in->backend, sizeof(in->backend), "no model");
 		return;
@@ -323,7 +324,20 @@ static void fill_info(struct ui_worker *w, struct engine *e, struct ui_snap *s)
 		snprintf(in->model_path, sizeof(in->model_path), "%s", w->model_path);
 		snprintf(in->arch, sizeof(in->arch), "%s %dL %d/%d heads d%d", hp->arch, hp->n_layer, hp->n_head,
 			 hp->n_head_kv, hp->head_dim);
-		snprintf(in->backend, sizeof(in->backend), "cpu %d thr", model_n_threads(m));
+		const struct backend_info *bi = engine_backend_info(e);
+		in->backend_kind = (int)bi->kind;
+		snprintf(in->device, sizeof(in->device), "%s", bi->device);
+		if (bi->kind == BACKEND_CPU) {
+			snprintf(in->backend, sizeof(in->backend), "cpu %d thr", model_n_threads(m));
+		} else {
+			/* "NVIDIA H200 (132 SMs, sm_90), fp16 KV" -> "cuda NVIDIA H200" */
+			int nlen = (int)strcspn(bi->device, "(");
+			while (nlen > 0 && bi->device[nlen - 1] == ' ')
+				nlen--;
+			snprintf(in->backend, sizeof(in->backend), "%s %.*s", backend_kind_name(bi->kind), DT_MIN(nlen, 80),
+				 bi->device);
+			in->dev_copy_gbps = bi->copy_bytes_per_s / 1e9;
+		}
 		in->weight_bytes = model_weight_bytes(m);
 		in->n_layer = hp->n_layer;
 	} else {
@@ -513,7 +527,14 @@ static struct engine *new_engine(struct ui_worker *w, struct model *m, char *err
 	ep.model = m;
 	ep.model_path = NULL;
 	ep.max_branch_tokens = 0; /* each job says how many steps it grows */
-	return engine_new(&ep, err);
+	struct engine *e = engine_new(&ep, err);
+	if (!e && ep.backend != BACKEND_CPU) {
+		/* the GPU cannot take this model (head dim, memory): attention on the cpu */
+		event(w, UI_EV_INFO, -1, "%s backend: %s; attention on the cpu", backend_kind_name(ep.backend), err);
+		ep.backend = w->ep.backend = BACKEND_CPU;
+		e = engine_new(&ep, err);
+	}
+	return e;
 }
 
 static void close_replay(struct ui_worker *w)
@@ -1185,6 +1206,20 @@ static void run_job(struct ui_worker *w, const struct qjob *q)
 			w->ep.algo = (enum treeplan_algo)q->j.n;
 		event(w, UI_EV_INFO, -1, "attention algorithm: %s (from the next step on)",
 		      treeplan_algo_name((enum treeplan_algo)q->j.n));
+		break;
+	}
+	case UI_JOB_BACKEND: {
+		if (!need_main(w))
+			break;
+		enum backend_kind k = (enum backend_kind)q->j.n;
+		set_job_name(w, k == BACKEND_CUDA ? "starting the cuda backend" : "switching backend");
+		if (engine_set_backend(w->eng, k, w->err)) {
+			event(w, UI_EV_ERROR, -1, "backend %s: %s", backend_kind_name(k), w->err);
+			break;
+		}
+		w->ep.backend = k;
+		event(w, UI_EV_INFO, -1, "attention on %s: %s (from the next step on)", backend_kind_name(k),
+		      engine_backend_info(w->eng)->device);
 		break;
 	}
 	case UI_JOB_SET:

@@ -38,6 +38,7 @@ enum ui_job_kind {
 	UI_JOB_PRUNE,          /* node */
 	UI_JOB_FINISH,         /* node; flag = finished (true) or live */
 	UI_JOB_ALGO,           /* n = enum treeplan_algo */
+	UI_JOB_BACKEND,        /* n = enum backend_kind */
 	UI_JOB_SET,            /* text = name, path = value */
 	UI_JOB_SAVE,           /* path */
 	UI_JOB_OPEN,           /* path */

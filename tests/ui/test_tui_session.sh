@@ -3,7 +3,9 @@
 # prompt and streaming, sample-n, an algorithm switch that changes the IO
 # figures, a fork at the token cursor, a prune that frees KV pages, save then
 # open restoring the same tree, a hostile session file and a bad command
-# refused with a message, resizing (three columns, too small, back), and quit.
+# refused with a message, the backend switch (cuda where a GPU is, else the
+# reason), mouse clicks selecting nodes, resizing (three columns, too small,
+# back), and quit.
 . "${DT_TOP_SRCDIR:-.}/tests/ui/lib.sh"
 need_tools
 LC_ALL=C.UTF-8
@@ -87,6 +89,24 @@ keys E
 wait_for '│seq +[0-9.]+ [KM]iB +\+0%' 60
 ok $? "under seq the last step reads exactly what seq reads (+0%)"
 wait_idle 60
+
+# ---- backend: B toggles to cuda (a GPU) or says why it cannot; a bad name is refused
+keys B
+wait_for 'attention on cuda: |backend cuda: .*attention stays on cpu' 60
+ok $? "B switches attention to cuda, or says why not: $(screen | grep -Eo 'attention on cuda: .{0,40}|backend cuda: .{0,60}' | head -n 1)"
+if screen | grep -q 'attention on cuda: '; then
+	wait_idle 60
+	keys E
+	wait_for 'GPU attn [0-9.]+ [mun]?s: KV .* of device copy' 60
+	ok $? "on cuda the stats show the GPU roofline line"
+	wait_idle 60
+	keys : ; type_text "backend cpu"; keys Enter
+	wait_for 'attention on cpu' 20
+	ok $? ":backend cpu goes back to the cpu"
+fi
+keys : ; type_text "backend tpu"; keys Enter
+wait_for "unknown backend 'tpu'" 10
+ok $? ":backend with a bad name is refused with the choices"
 
 # ---- fork at the token cursor
 nodes_before=$(row 1 | sed -n 's/.*Tree · \([0-9]*\) nodes.*/\1/p')
@@ -179,6 +199,20 @@ wait_idle 30
 tree_rows >"$TMP/tree.after_replay"
 cmp -s "$TMP/tree.saved" "$TMP/tree.after_replay"
 ok $? "the model's tree is as it was before the replay"
+
+# ---- mouse: a click on a tree row selects its node (xterm X10 mouse report, as TERM=screen has it)
+click() { # click X Y (0-based cells): a button-1 press and release
+	$T send-keys -t t -H 1b 5b 4d 20 "$(printf '%x' $((33 + $1)))" "$(printf '%x' $((33 + $2)))"
+	$T send-keys -t t -H 1b 5b 4d 23 "$(printf '%x' $((33 + $1)))" "$(printf '%x' $((33 + $2)))"
+}
+keys G
+wait_for '│ Text · #[1-9][0-9]* ' 10
+click 4 2
+wait_for '│ Text · #0 ' 10
+ok $? "a click on the root row selects #0"
+click 10 3
+wait_for '│ Text · #[1-9][0-9]* ' 10
+ok $? "a click on the next row selects that node: $(row 1 | grep -o 'Text · #[0-9]*')"
 
 # ---- resize
 $T resize-window -t t -x 170 -y 45
