@@ -52,6 +52,9 @@ int cuda_upload(void *dst, const void *src, size_t bytes, char *err);
 int cuda_download(void *dst, const void *src, size_t bytes, char *err);
 /* n fp32 values from the host, rounded to t, into device memory dst. */
 int cuda_upload_convert(void *dst, const float *src, size_t n, enum cuda_dtype t, char *err);
+/* n fp32 values already on the device, rounded to t into dst (a kernel; the
+ * host conversion of cuda_upload_convert costs ~10 ns a value). */
+int cuda_convert(void *dst, const float *src, size_t n, enum cuda_dtype t, char *err);
 /* Fills n floats with NaN (outputs are poisoned before each run). */
 int cuda_fill_nan(float *dst, size_t n, char *err);
 /* n elements of type t, uniform in [-amp, amp], from a seed. */
@@ -86,8 +89,9 @@ size_t cuda_kv_bytes(const struct cuda_kv *kv); /* device memory held */
 int cuda_kv_upload(struct cuda_kv *kv, int32_t layer, const float *k_host, const float *v_host,
 		   int32_t page, int32_t slot0, int32_t n, char *err);
 /* Scatter: n token rows of host fp32 K and V, each (n_kv_heads * head_dim),
- * rounded to the device type, into (page[i], slot[i]) of one layer, every
- * copy: one upload and one kernel whatever n is.  Checks every page and slot. */
+ * into (page[i], slot[i]) of one layer, every copy, rounded to the device
+ * type on the device: one upload and one kernel whatever n is.  Checks every
+ * page and slot. */
 int cuda_kv_store_rows(struct cuda_kv *kv, int32_t layer, int32_t n, const int32_t *page,
 		       const int32_t *slot, const float *k, const float *v, char *err);
 /* Every slot of every page, layer and copy: uniform in [-amp, amp]. */

@@ -117,6 +117,27 @@ extern "C" int cuda_upload_convert(void *dst, const float *src, size_t n, enum c
 	return 0;
 }
 
+template <typename T>
+static __global__ void kv_convert_kernel(T *dst, const float *src, size_t n)
+{
+	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+	     i += (size_t)gridDim.x * blockDim.x)
+		dst[i] = attn_from_float<T>(src[i]);
+}
+
+extern "C" int cuda_convert(void *dst, const float *src, size_t n, enum cuda_dtype t, char *err)
+{
+	if (n == 0)
+		return 0;
+	int blocks = (int)DT_MIN((n + 255) / 256, (size_t)1024);
+	if (t == CUDA_DT_BF16)
+		kv_convert_kernel<<<blocks, 256>>>((__nv_bfloat16 *)dst, src, n);
+	else
+		kv_convert_kernel<<<blocks, 256>>>((__half *)dst, src, n);
+	CUDA_CHECK_LAUNCH();
+	return 0;
+}
+
 static __global__ void kv_nan_kernel(float *p, size_t n)
 {
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
@@ -300,21 +321,25 @@ extern "C" int cuda_kv_upload(struct cuda_kv *kv, int32_t layer, const float *k_
 	return 0;
 }
 
-/* One thread per 8 bytes (4 elements) of a row: head_dim is a multiple of 4. */
-static __global__ void kv_scatter_kernel(uint16_t *k, uint16_t *v, const uint16_t *src, const int32_t *page,
-					 const int32_t *slot, int32_t n, int32_t hk, int32_t ps, int32_t d)
+/* One thread per 4 elements of a row (head_dim is a multiple of 4): fp32 in,
+ * the KV type out. */
+template <typename T>
+static __global__ void kv_scatter_kernel(T *k, T *v, const float *src, const int32_t *page, const int32_t *slot,
+					 int32_t n, int32_t hk, int32_t ps, int32_t d)
 {
-	const size_t per_row = (size_t)hk * d / 4; /* 8-byte words of one token row */
+	const size_t per_row = (size_t)hk * d / 4; /* float4 words of one token row */
 	const size_t total = (size_t)n * per_row;
 	for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
 	     i += (size_t)gridDim.x * blockDim.x) {
 		size_t r = i / per_row, w = i % per_row;
 		size_t e = w * 4, h = e / d, dd = e % d;
 		size_t dst = (((size_t)page[r] * hk + h) * ps + slot[r]) * d + dd;
-		const uint2 *sk = (const uint2 *)(src + r * hk * d) + w;
-		const uint2 *sv = (const uint2 *)(src + ((size_t)n + r) * hk * d) + w;
-		*(uint2 *)(k + dst) = *sk;
-		*(uint2 *)(v + dst) = *sv;
+		float4 a = ((const float4 *)(src + r * hk * d))[w];
+		float4 b = ((const float4 *)(src + ((size_t)n + r) * hk * d))[w];
+		k[dst] = attn_from_float<T>(a.x), k[dst + 1] = attn_from_float<T>(a.y);
+		k[dst + 2] = attn_from_float<T>(a.z), k[dst + 3] = attn_from_float<T>(a.w);
+		v[dst] = attn_from_float<T>(b.x), v[dst + 1] = attn_from_float<T>(b.y);
+		v[dst + 2] = attn_from_float<T>(b.z), v[dst + 3] = attn_from_float<T>(b.w);
 	}
 }
 
@@ -336,14 +361,14 @@ extern "C" int cuda_kv_store_rows(struct cuda_kv *kv, int32_t layer, int32_t n, 
 	if (n == 0)
 		return 0;
 	const size_t row = (size_t)p->n_kv_heads * p->head_dim;
-	const size_t half = (size_t)n * row;              /* elements of K (and of V) */
-	const size_t bytes = 2 * half * 2 + 2 * (size_t)n * 4; /* K, V fp16 + page, slot */
+	const size_t half = (size_t)n * row;                   /* elements of K (and of V) */
+	const size_t bytes = 2 * half * 4 + 2 * (size_t)n * 4; /* K, V fp32 + page, slot */
 	kv->stage.resize((bytes + 1) / 2);
-	uint16_t *st = kv->stage.data();
-	kv_convert(st, k, half, p->type);
-	kv_convert(st + half, v, half, p->type);
-	memcpy(st + 2 * half, page, (size_t)n * 4);
-	memcpy(st + 2 * half + 2 * (size_t)n, slot, (size_t)n * 4);
+	char *st = (char *)kv->stage.data();
+	memcpy(st, k, half * 4);
+	memcpy(st + half * 4, v, half * 4);
+	memcpy(st + 2 * half * 4, page, (size_t)n * 4);
+	memcpy(st + 2 * half * 4 + (size_t)n * 4, slot, (size_t)n * 4);
 	if (bytes > kv->dstage_cap) {
 		cudaFree(kv->dstage);
 		kv->dstage = NULL;
@@ -354,14 +379,18 @@ extern "C" int cuda_kv_store_rows(struct cuda_kv *kv, int32_t layer, int32_t n, 
 	}
 	CUDA_CHECK(cudaMemcpy(kv->dstage, st, bytes, cudaMemcpyHostToDevice));
 	kv->uploaded += bytes;
-	const uint16_t *dsrc = (const uint16_t *)kv->dstage;
+	const float *dsrc = (const float *)kv->dstage;
 	const int32_t *dpage = (const int32_t *)(dsrc + 2 * half);
 	const int32_t *dslot = dpage + n;
 	int blocks = (int)DT_MIN((half / 4 + 255) / 256, (size_t)1024);
 	for (int c = 0; c < p->n_copies; c++) {
-		kv_scatter_kernel<<<blocks, 256>>>((uint16_t *)kv->k[c * p->n_layer + layer],
-						   (uint16_t *)kv->v[c * p->n_layer + layer], dsrc, dpage,
-						   dslot, n, p->n_kv_heads, p->page_size, p->head_dim);
+		void *dk = kv->k[c * p->n_layer + layer], *dv = kv->v[c * p->n_layer + layer];
+		if (p->type == CUDA_DT_BF16)
+			kv_scatter_kernel<<<blocks, 256>>>((__nv_bfloat16 *)dk, (__nv_bfloat16 *)dv, dsrc, dpage,
+							   dslot, n, p->n_kv_heads, p->page_size, p->head_dim);
+		else
+			kv_scatter_kernel<<<blocks, 256>>>((__half *)dk, (__half *)dv, dsrc, dpage, dslot, n,
+							   p->n_kv_heads, p->page_size, p->head_dim);
 		CUDA_CHECK_LAUNCH();
 	}
 	return 0;

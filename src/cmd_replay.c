@@ -9,8 +9,10 @@
  * Without -m the replay is IO-only: the same tree, plans and IO model for a
  * given head shape (default Llama-3-8B: 32 query heads, 8 KV heads, dim 128,
  * fp16, per layer) without running a model, so the whole shape replays in
- * seconds.  With -m the model runs every step on the CPU and the times are
- * real; the tokens come from the model, the shape from the file.
+ * seconds.  With -m the model runs every step (matmuls on the CPU, attention
+ * on the --backend: cpu or cuda) and the times are real; the tokens come from
+ * the model, the shape from the file.  On cuda the summary adds the GPU time
+ * of the attention kernels per step and the KV bandwidth it reached.
  */
 #include "config.h"
 
@@ -21,10 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "common.h"
 #include "engine.h"
 #include "gen.h"
 #include "metrics.h"
+#include "model.h"
 #include "tree.h"
 #include "workload.h"
 
@@ -49,7 +53,9 @@ static void usage(FILE *f)
 		"      --fewshot P:B:S     the synthetic shape: prompt P, B branches, S steps\n"
 		"      --tree N            which tree (reasoning) or record (speculative) (default 0)\n"
 		"      --algo A            deft-flatten, deft-node, seq, tree-mask or all (default deft-flatten)\n"
-		"  -m, --model PATH        run this model on the CPU (default: IO-only, no model)\n"
+		"  -m, --model PATH        run this model (default: IO-only, no model)\n"
+		"      --backend B         with -m, where attention runs: cpu, cuda or auto\n"
+		"                          (default auto: cuda when a GPU is there)\n"
 		"      --steps N           replay at most N iterations (default: the whole shape)\n"
 		"      --prefix N          speculative: prefix tokens before the token tree (default 1000)\n"
 		"      --heads Q/KV/D      IO-only head shape (default 32/8/128)\n"
@@ -122,6 +128,8 @@ static int run_one(const struct engine_params *ep, const struct workload *w, int
 						(json_int_t)st->io.kv, "kv_seq", (json_int_t)st->io_seq.kv, "io_total",
 						(json_int_t)metrics_io_total(&st->io), "wall_ns", (json_int_t)st->wall_ns,
 						"attn_ns", (json_int_t)st->attn_ns));
+		json_object_set_new(json_array_get(res->steps_json, json_array_size(res->steps_json) - 1), "gpu_attn_ns",
+				    json_integer((json_int_t)st->attn_dev_ns));
 	}
 	running = NULL;
 	res->algo = ep->algo;
@@ -135,17 +143,21 @@ static void print_summary_line(const struct run_result *r)
 {
 	const struct metrics_summary *s = &r->s;
 	double n = s->n_steps ? (double)s->n_steps : 1;
-	char a[32], b[32], c[32], d[32], e[32];
-	printf("%-13s %6lld %11s %11s %11s %7.2fx %10s %10s\n", treeplan_algo_name(r->algo), (long long)s->n_steps,
+	char a[32], b[32], c[32], d[32], e[32], f[32];
+	printf("%-13s %6lld %11s %11s %11s %7.2fx %10s %10s", treeplan_algo_name(r->algo), (long long)s->n_steps,
 	       metrics_fmt_bytes((uint64_t)((double)s->kv_bytes / n), a, sizeof(a)),
 	       metrics_fmt_bytes((uint64_t)((double)s->kv_bytes_seq / n), b, sizeof(b)),
 	       metrics_fmt_bytes((uint64_t)((double)s->bytes / n), c, sizeof(c)),
 	       s->kv_bytes ? (double)s->kv_bytes_seq / (double)s->kv_bytes : 0,
 	       metrics_fmt_ns((double)s->step.p50, d, sizeof(d)), metrics_fmt_ns((double)s->attn.p50, e, sizeof(e)));
+	if (s->attn_dev.n) /* cuda: the kernels alone, and the KV rate they reached */
+		printf(" %10s %8.1f", metrics_fmt_ns((double)s->attn_dev.p50, f, sizeof(f)),
+		       s->attn_dev.total > 0 ? (double)s->kv_bytes_dev / (double)s->attn_dev.total : 0.0);
+	printf("\n");
 }
 
 enum { OPT_FEWSHOT = 256, OPT_TREE, OPT_ALGO, OPT_STEPS, OPT_PREFIX, OPT_HEADS, OPT_LAYERS, OPT_FP32, OPT_PAGE,
-       OPT_BUDGET, OPT_BLOCK, OPT_TILE, OPT_EVERY, OPT_JSON };
+       OPT_BUDGET, OPT_BLOCK, OPT_TILE, OPT_EVERY, OPT_JSON, OPT_BACKEND };
 
 int cmd_replay(int argc, char **argv)
 {
@@ -154,6 +166,7 @@ int cmd_replay(int argc, char **argv)
 		{ "tree", required_argument, NULL, OPT_TREE },
 		{ "algo", required_argument, NULL, OPT_ALGO },
 		{ "model", required_argument, NULL, 'm' },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
 		{ "steps", required_argument, NULL, OPT_STEPS },
 		{ "prefix", required_argument, NULL, OPT_PREFIX },
 		{ "heads", required_argument, NULL, OPT_HEADS },
@@ -170,7 +183,7 @@ int cmd_replay(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct engine_params ep = engine_default_params();
-	const char *fewshot = NULL, *algo_text = "deft-flatten", *model = NULL, *json = NULL;
+	const char *fewshot = NULL, *algo_text = "deft-flatten", *model = NULL, *json = NULL, *backend_text = NULL;
 	int32_t index = 0, steps = 0, prefix = 1000, budget_mib = 4096, every = 0;
 	char err[DT_ERR_LEN];
 	int c;
@@ -183,6 +196,7 @@ int cmd_replay(int argc, char **argv)
 		case OPT_TREE: bad = gen_parse_i32("--tree", optarg, 0, INT32_MAX, &index, err); break;
 		case OPT_ALGO: algo_text = optarg; break;
 		case 'm': model = optarg; break;
+		case OPT_BACKEND: backend_text = optarg; break;
 		case OPT_STEPS: bad = gen_parse_i32("--steps", optarg, 1, INT32_MAX, &steps, err); break;
 		case OPT_PREFIX: bad = gen_parse_i32("--prefix", optarg, 1, 1 << 24, &prefix, err); break;
 		case OPT_HEADS:
@@ -224,6 +238,10 @@ int cmd_replay(int argc, char **argv)
 		fprintf(stderr, "deftree replay: give one workload file or --fewshot P:B:S (--help lists the options)\n");
 		return 2;
 	}
+	if (backend_choose(backend_text, "deftree replay", model ? stderr : NULL, &ep.backend, err)) {
+		fprintf(stderr, "deftree replay: %s\n", err);
+		return 2;
+	}
 	bool all = !strcmp(algo_text, "all");
 	if (!all && treeplan_algo_parse(algo_text, &ep.algo, err)) {
 		fprintf(stderr, "deftree replay: %s\n", err);
@@ -262,7 +280,9 @@ int cmd_replay(int argc, char **argv)
 	/* one model for all algorithms */
 	struct engine *holder = NULL;
 	if (model) {
-		holder = engine_new(&ep, err);
+		struct engine_params hp = ep;
+		hp.backend = BACKEND_CPU; /* holds the model only */
+		holder = engine_new(&hp, err);
 		if (!holder) {
 			fprintf(stderr, "deftree replay: %s\n", err);
 			workload_free(w);
@@ -279,8 +299,20 @@ int cmd_replay(int argc, char **argv)
 		printf("replay %s tree %d: %s, %d nodes, %lld tokens, %d iterations, up to %d branches at once\n",
 		       w->name, index, workload_kind_name(w->kind), w->trees[index].n_nodes,
 		       (long long)w->trees[index].n_tokens, w->trees[index].n_iters, w->trees[index].max_live);
-	if (model)
-		printf("model %s on the CPU (%d threads), K/V fp32\n", model, ep.n_threads);
+	if (model) {
+		char why[DT_ERR_LEN] = "";
+		struct engine *probe = ep.backend == BACKEND_CPU ? NULL : engine_new(&ep, why);
+		if (ep.backend != BACKEND_CPU && !probe) {
+			fprintf(stderr, "deftree replay: %s\n", why);
+			engine_free(holder);
+			workload_free(w);
+			return 1;
+		}
+		printf("model %s: matmuls on the CPU (%d threads), attention on %s (%s)\n", model,
+		       model_n_threads(ep.model), backend_kind_name(ep.backend),
+		       probe ? engine_backend_info(probe)->device : "fp32 K/V");
+		engine_free(probe);
+	}
 	else
 		printf("IO-only (no model): %d/%d heads, dim %d, %s, %d layer%s\n", ep.io_heads.n_head,
 		       ep.io_heads.n_kv_head, ep.io_heads.head_dim, ep.io_heads.elt_bytes == 2 ? "fp16" : "fp32",
@@ -311,8 +343,9 @@ int cmd_replay(int argc, char **argv)
 	}
 	signal(SIGINT, SIG_DFL);
 	if (n_res > 0) {
-		printf("\n%-13s %6s %11s %11s %11s %8s %10s %10s\n", "algorithm", "steps", "KV/step", "seq KV/step",
-		       "IO/step", "seq/this", "step p50", "attn p50");
+		printf("\n%-13s %6s %11s %11s %11s %8s %10s %10s%s\n", "algorithm", "steps", "KV/step", "seq KV/step",
+		       "IO/step", "seq/this", "step p50", "attn p50",
+		       res[0].s.attn_dev.n ? "    GPU p50     GB/s" : "");
 		for (int i = 0; i < n_res; i++)
 			print_summary_line(&res[i]);
 		if (!model)
@@ -329,6 +362,8 @@ int cmd_replay(int argc, char **argv)
 							      (json_int_t)s->bytes, "bytes_seq", (json_int_t)s->bytes_seq,
 							      "step_ns_p50", (json_int_t)s->step.p50, "attn_ns_p50",
 							      (json_int_t)s->attn.p50, "per_step", res[i].steps_json));
+			json_object_set_new(json_array_get(runs, (size_t)i), "gpu_attn_ns_p50",
+					    json_integer((json_int_t)s->attn_dev.p50));
 			res[i].steps_json = NULL;
 		}
 		json_t *root = json_pack("{s:s, s:s, s:i, s:s, s:o}", "workload", w->name, "kind",
