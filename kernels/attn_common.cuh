@@ -178,6 +178,17 @@ struct attn_kparams {
 	float *part_lse;             /* (n_slots * hpk), natural log */
 	int32_t n_head, hpk, page_size;
 	float scale_log2;            /* scale * log2(e) */
+	/* fused reduction (fuse = 1): after its last segment CTA c adds, for each
+	 * key (query * n_kv_head + KV head) in cta_keys[cta_key_off[c] ..), its
+	 * count of partials to red_cnt[key]; the CTA whose add completes a key
+	 * (count reaches red_e - red_b) merges that key's partials in list order
+	 * into out and resets red_cnt[key] to 0 */
+	const int4 *cta_keys;        /* {key, partials of this CTA, red_b, red_e} */
+	const int32_t *cta_key_off;  /* (n_cta + 1) */
+	int32_t *red_cnt;            /* (n_queries * n_kv_head), 0 between runs */
+	const int32_t *red_slot;     /* the reduction lists (as attn_rparams) */
+	float *out;                  /* (n_queries, n_head, D) */
+	int32_t n_kv_head, fuse;
 };
 
 /* attn_deft_flatten.cu */
@@ -186,6 +197,104 @@ int attn_bits_launch(const struct attn_kparams *p, const int32_t *masked_segs, i
 		     cudaStream_t s, char *err);
 int attn_part_launch(const struct attn_kparams *p, int head_dim, enum cuda_dtype t, int n_cta,
 		     cudaStream_t s, char *err);
+
+// ---- the exact reduction of one (query, KV head): shared by attn_reduce.cu
+// and the fused kernel, so both give the same bits.
+
+#define ATTN_RED_HEADS 4 /* query heads one warp of the fused reduction merges at once
+			    (independent loads); the separate grid takes one per warp */
+
+/* One warp merges the partial rows red_slot[b .. e) x hpk + j0 .. j0 + nh
+ * (nh = min(H, hpk - j0) query heads of one KV head) into dst (nh rows of D
+ * floats): pass 1 takes each head's largest log-sum-exp; pass 2 walks the
+ * list in order, 32 partials at a time (lane i holds partial i's slot and
+ * weight exp(lse - M)), and accumulates w * out and w in fp32 in list
+ * order; every lane owns D/32 consecutive dims.  Each head's sum is the same
+ * whatever H is.  The partials were written
+ * by other CTAs of this grid or an earlier one: read through L2 (ld.cg). */
+template <int D, int H>
+__device__ __forceinline__ void attn_reduce_heads(const float *part_o, const float *part_lse,
+						  const int32_t *red_slot, int b, int e, int hpk,
+						  int j0, float *dst)
+{
+	constexpr int E = D / 32; /* dims per lane: 4 or 2 */
+	const int lane = threadIdx.x & 31;
+	const int nh = min(H, hpk - j0);
+	float M[H], Mu[H], L[H], acc[H][E];
+#pragma unroll
+	for (int jj = 0; jj < H; jj++) {
+		M[jj] = -INFINITY;
+		L[jj] = 0.f;
+#pragma unroll
+		for (int k = 0; k < E; k++)
+			acc[jj][k] = 0.f;
+	}
+	for (int i = b + lane; i < e; i += 32) {
+		const size_t r = (size_t)red_slot[i] * hpk + j0;
+#pragma unroll
+		for (int jj = 0; jj < H; jj++)
+			if (jj < nh)
+				M[jj] = fmaxf(M[jj], __ldcg(part_lse + r + jj));
+	}
+#pragma unroll
+	for (int jj = 0; jj < H; jj++) {
+#pragma unroll
+		for (int off = 16; off > 0; off >>= 1)
+			M[jj] = fmaxf(M[jj], __shfl_xor_sync(0xffffffffu, M[jj], off));
+		Mu[jj] = M[jj] == -INFINITY ? 0.f : M[jj];
+	}
+	for (int c = b; c < e; c += 32) {
+		const int n = min(32, e - c);
+		int s = 0;
+		float w[H];
+#pragma unroll
+		for (int jj = 0; jj < H; jj++)
+			w[jj] = 0.f;
+		if (lane < n) {
+			s = red_slot[c + lane];
+			const size_t r = (size_t)s * hpk + j0;
+#pragma unroll
+			for (int jj = 0; jj < H; jj++)
+				if (jj < nh)
+					w[jj] = expf(__ldcg(part_lse + r + jj) - Mu[jj]);
+		}
+#pragma unroll 4
+		for (int k = 0; k < n; k++) {
+			const int sk = __shfl_sync(0xffffffffu, s, k);
+			const float *src = part_o + ((size_t)sk * hpk + j0) * D + lane * E;
+#pragma unroll
+			for (int jj = 0; jj < H; jj++) {
+				const float wk = __shfl_sync(0xffffffffu, w[jj], k);
+				if (jj < nh) {
+					L[jj] += wk;
+					if constexpr (E == 4) {
+						const float4 x = __ldcg(reinterpret_cast<const float4 *>(src + jj * D));
+						acc[jj][0] += wk * x.x;
+						acc[jj][1] += wk * x.y;
+						acc[jj][2] += wk * x.z;
+						acc[jj][3] += wk * x.w;
+					} else {
+						const float2 x = __ldcg(reinterpret_cast<const float2 *>(src + jj * D));
+						acc[jj][0] += wk * x.x;
+						acc[jj][1] += wk * x.y;
+					}
+				}
+			}
+		}
+	}
+#pragma unroll
+	for (int jj = 0; jj < H; jj++) {
+		if (jj < nh) {
+			const float inv = L[jj] > 0.f ? 1.f / L[jj] : 0.f;
+			float *d = dst + jj * D + lane * E;
+			if constexpr (E == 4)
+				*reinterpret_cast<float4 *>(d) = make_float4(acc[jj][0] * inv, acc[jj][1] * inv,
+									     acc[jj][2] * inv, acc[jj][3] * inv);
+			else
+				*reinterpret_cast<float2 *>(d) = make_float2(acc[jj][0] * inv, acc[jj][1] * inv);
+		}
+	}
+}
 
 /* attn_reduce.cu: out[q][h] = merge of part rows red_slot[red_off[q*Hkv+kvh] ..) */
 struct attn_rparams {

@@ -10,10 +10,11 @@
 //   gathered through tok_row (the page table) into XOR-swizzled shared
 //   memory, so every KV byte of a segment crosses DRAM once for all its rows;
 //   the next segment's first tiles are in flight while the current one
-//   finishes.  The page-table rows and the visibility words of a tile
+//   finishes.  The page-table rows of a tile are copied (cp.async) into a
+//   shared ring NS - 1 tiles ahead of its K/V, and its visibility words
 //   (precomputed per masked segment by attn_bits_kernel; arithmetic for fully
-//   visible ones) are loaded into registers one tile ahead, so no cp.async
-//   waits on a dependent load.
+//   visible ones) travel with its K/V, so no thread waits on a global load
+//   in the steady state.
 //   Per segment one of two paths, by its row count (cuda_attn_params):
 //     tensor cores  mma.sync m16n8k16 (fp16 or bf16 in, fp32 accumulate),
 //                   FlashAttention-2 style: a warp owns 16 rows x a slice of
@@ -30,7 +31,10 @@
 //                   per token (16-byte smem reads, conflict free), fp32; its
 //                   8 warp parts merge in shared memory.
 //   Each row writes its normalized partial and log-sum-exp (natural log),
-//   fp32, in a fixed order: no atomics.
+//   fp32, in a fixed order.  With p.fuse, the CTA then counts its partials
+//   per (query, KV head) with one atomic add per key, and the CTA that
+//   completes a key merges that key's partials in list order (attn_finish):
+//   the atomics only elect who merges, the sum order is fixed.
 #include "config.h"
 
 extern "C" {
@@ -44,6 +48,9 @@ extern "C" {
 
 // ---- configuration
 
+#define ATTN_SEG_CACHE 64 /* a CTA's first segment descriptors, kept in shared memory */
+#define ATTN_ROW_RING 16  /* tiles of page-table rows in the shared ring (>= 2 (NS - 1)) */
+
 template <int D> struct attn_cfg {
 	static constexpr int CH = D / 8;                       /* 16-byte chunks per K/V row */
 	static constexpr int NS = D == 128 ? 5 : 8;            /* stages: 128 / 112 KB in flight */
@@ -56,7 +63,10 @@ template <int D> struct attn_cfg {
 	static constexpr size_t SMEM_MO = (size_t)MO_ROWS * MS * 4;
 	static constexpr size_t SMEM_ML = 2 * ATTN_MAX_ROWS * 4;
 	static constexpr size_t SMEM_SEG = 64 * sizeof(attn_seg); /* ATTN_SEG_CACHE descriptors */
-	static constexpr size_t SMEM = SMEM_KV + SMEM_MB + SMEM_MO + SMEM_ML + SMEM_SEG;
+	static constexpr size_t SMEM_ROWS = (size_t)ATTN_ROW_RING * ATTN_TILE * 4;
+	static constexpr size_t SMEM = SMEM_KV + SMEM_MB + SMEM_MO + SMEM_ML + SMEM_SEG + SMEM_ROWS;
+	static_assert(SMEM <= 227 * 1024, "shared memory of one CTA");
+	static_assert(SMEM_MO >= (ATTN_THREADS + 1) * 4, "the fused reduction's key list lives in mo");
 };
 
 /* Element offset of 16-byte chunk c of row r in a swizzled (rows, D) tile. */
@@ -86,7 +96,7 @@ __device__ __forceinline__ uint32_t attn_bits(const attn_kparams &p, const attn_
 
 // ---- the loader: one pipeline over all tiles of the CTA's segments
 
-#define ATTN_SEG_CACHE 64 /* a CTA's first segment descriptors, kept in shared memory */
+
 
 /* Segment descriptor s: from the CTA's shared-memory copy (segs_s, covering
  * s0 .. s0 + ATTN_SEG_CACHE) when there, else with three 16-byte loads. */
@@ -111,48 +121,74 @@ __device__ __forceinline__ attn_seg attn_load_seg(const attn_kparams &p, int s, 
 	return x;
 }
 
-/* Each call of issue() starts the copies of one tile whose page-table rows
- * and visibility words were loaded into registers one tile earlier
- * (prefetch), so no thread waits on a global load before its cp.async;
- * the descriptor of the segment after the current one is also kept ahead. */
+/* Tokens (tok_off, n_tok) of segment s, as attn_load_seg finds it. */
+__device__ __forceinline__ int2 attn_seg_tok(const attn_kparams &p, int s, const uint4 *segs_s, int s0)
+{
+	if (s - s0 < ATTN_SEG_CACHE) {
+		const uint4 a = segs_s[3 * (s - s0)];
+		return make_int2((int)a.x, (int)a.y);
+	}
+	return __ldg(reinterpret_cast<const int2 *>(p.segs + s));
+}
+
+/* 4 or 8 bytes global -> shared through L1 (cp.async.ca); zero-filled when !valid. */
+template <int N> __device__ __forceinline__ void attn_cp_async_ca(uint32_t saddr, const void *gmem, bool valid)
+{
+	int n = valid ? N : 0;
+	asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(saddr), "l"(gmem), "n"(N), "r"(n));
+}
+
+/* Each call of issue() starts the copies of one tile as one cp.async group.
+ * The tile's page-table rows were copied into the shared ring rows_s by the
+ * group issued RA = NS - 1 tiles earlier (a second cursor walks the same
+ * segments RA tiles ahead), so they have landed by the time the pipeline
+ * reaches them: no thread waits on a global load in the steady state.  The
+ * visibility words of a masked tile travel in the tile's own group, into the
+ * stage's mask words; those of a fully visible tile are arithmetic. */
 template <int D, typename T> struct attn_loader {
 	using C = attn_cfg<D>;
 	static constexpr int RPT = ATTN_TILE * C::CH / ATTN_THREADS; /* 16-byte chunks per thread */
+	static constexpr int RA = C::NS - 1;                         /* rows loaded this many tiles ahead */
+	static_assert(ATTN_ROW_RING >= 2 * RA, "the prologue issues RA tiles without a barrier");
 	T *kv_s;
 	uint32_t *mb_s;
+	int32_t *rows_s;     /* (ATTN_ROW_RING, ATTN_TILE) tok_row of tile n in slot n % ATTN_ROW_RING */
 	const uint4 *segs_s; /* cached descriptors of segments seg0 .. */
 	int seg0;
 	int seg, seg_end, tile; /* next tile to issue */
 	int n_issued, n_done;   /* stages issued / consumed */
 	attn_seg cur, nxt;
-	int32_t rows[RPT]; /* tok_row of this thread's chunks of the next tile, -1 past the end */
-	uint2 bits;        /* visibility words of entry threadIdx.x for the next tile */
+	int rseg, rtile;        /* the rows cursor: RA tiles ahead of (seg, tile) */
+	int2 rcur, rnxt;        /* (tok_off, n_tok) of segments rseg, rseg + 1 */
 
-	__device__ void prefetch(const attn_kparams &p)
+	/* Copies the rows of the rows cursor's tile into ring slot `slot` and
+	 * advances the cursor (part of the current cp.async group). */
+	__device__ void rows_issue(const attn_kparams &p, int slot)
 	{
-		if (seg >= seg_end)
+		if (rseg >= seg_end)
 			return;
-		const int t0 = tile * ATTN_TILE;
-#pragma unroll
-		for (int i = 0; i < RPT; i++) {
-			const int tok = t0 + (threadIdx.x + i * ATTN_THREADS) / C::CH;
-			rows[i] = tok < cur.n_tok ? __ldg(&p.tok_row[cur.tok_off + tok]) : -1;
+		if (threadIdx.x < ATTN_TILE) {
+			const int tok = rtile * ATTN_TILE + threadIdx.x;
+			const bool ok = tok < rcur.y;
+			attn_cp_async_ca<4>((uint32_t)__cvta_generic_to_shared(rows_s + slot * ATTN_TILE + threadIdx.x),
+					    p.tok_row + (ok ? rcur.x + tok : 0), ok);
 		}
-		if ((int)threadIdx.x < cur.ne) {
-			if (cur.bits_off >= 0) {
-				bits = __ldg(&p.seg_bits[cur.bits_off + tile * cur.ne + threadIdx.x]);
-			} else {
-				const int v0 = min(max(cur.n_tok - t0, 0), 32), v1 = min(max(cur.n_tok - t0 - 32, 0), 32);
-				bits.x = v0 >= 32 ? 0xffffffffu : ((1u << v0) - 1u);
-				bits.y = v1 >= 32 ? 0xffffffffu : ((1u << v1) - 1u);
+		if (++rtile * ATTN_TILE >= rcur.y) {
+			rtile = 0;
+			if (++rseg < seg_end) {
+				rcur = rnxt;
+				if (rseg + 1 < seg_end)
+					rnxt = attn_seg_tok(p, rseg + 1, segs_s, seg0);
 			}
 		}
 	}
 
-	__device__ void start(const attn_kparams &p, int s0, int s1, T *kv, uint32_t *mb, const uint4 *ss)
+	__device__ void start(const attn_kparams &p, int s0, int s1, T *kv, uint32_t *mb, int32_t *rs,
+			      const uint4 *ss)
 	{
 		kv_s = kv;
 		mb_s = mb;
+		rows_s = rs;
 		segs_s = ss;
 		seg0 = s0;
 		seg = s0;
@@ -161,7 +197,17 @@ template <int D, typename T> struct attn_loader {
 		n_issued = n_done = 0;
 		cur = attn_load_seg(p, s0, segs_s, seg0);
 		nxt = s0 + 1 < s1 ? attn_load_seg(p, s0 + 1, segs_s, seg0) : cur;
-		prefetch(p);
+		rseg = s0;
+		rtile = 0;
+		rcur = make_int2(cur.tok_off, cur.n_tok);
+		rnxt = make_int2(nxt.tok_off, nxt.n_tok);
+		/* the rows of the first RA tiles, all in flight at once */
+#pragma unroll 1
+		for (int i = 0; i < RA; i++)
+			rows_issue(p, i);
+		attn_cp_async_commit();
+		attn_cp_async_wait<0>();
+		__syncthreads();
 	}
 
 	/* Issues the next tile (or nothing) as one cp.async group. */
@@ -177,16 +223,28 @@ template <int D, typename T> struct attn_loader {
 					      (uint32_t)attn_sw<D>(r0, c) * 2;
 			const size_t col = ((size_t)cur.kvh * p.page_size * D + c * 8) * sizeof(T);
 			const char *kcol = (const char *)p.k + col, *vcol = (const char *)p.v + col;
+			const int32_t *rr = rows_s + (n_issued % ATTN_ROW_RING) * ATTN_TILE;
+			const int nv = cur.n_tok - tile * ATTN_TILE; /* valid tokens of this tile */
 #pragma unroll
 			for (int i = 0; i < RPT; i++) {
-				const bool ok = rows[i] >= 0;
-				const size_t off = ok ? (size_t)(uint32_t)rows[i] * (D * sizeof(T)) : 0;
+				const int tk = r0 + i * (ATTN_THREADS / C::CH);
+				const bool ok = tk < nv;
+				const size_t off = ok ? (size_t)(uint32_t)rr[tk] * (D * sizeof(T)) : 0;
 				const uint32_t d = sdst + (uint32_t)(i * (ATTN_THREADS / C::CH) * D * 2);
 				attn_cp_async16_u32(d, kcol + off, ok);
 				attn_cp_async16_u32(d + ATTN_TILE * D * 2, vcol + off, ok);
 			}
-			if ((int)threadIdx.x < cur.ne)
-				reinterpret_cast<uint2 *>(mb_s + st * ATTN_MAX_ROWS * 2)[threadIdx.x] = bits;
+			if ((int)threadIdx.x < cur.ne) {
+				uint2 *mdst = reinterpret_cast<uint2 *>(mb_s + st * ATTN_MAX_ROWS * 2) + threadIdx.x;
+				if (cur.bits_off >= 0) {
+					attn_cp_async_ca<8>((uint32_t)__cvta_generic_to_shared(mdst),
+							    p.seg_bits + cur.bits_off + tile * cur.ne + threadIdx.x, true);
+				} else {
+					const int v0 = min(max(nv, 0), 32), v1 = min(max(nv - 32, 0), 32);
+					*mdst = make_uint2(v0 >= 32 ? 0xffffffffu : ((1u << v0) - 1u),
+							   v1 >= 32 ? 0xffffffffu : ((1u << v1) - 1u));
+				}
+			}
 			if (++tile * ATTN_TILE >= cur.n_tok) {
 				tile = 0;
 				if (++seg < seg_end) {
@@ -195,7 +253,7 @@ template <int D, typename T> struct attn_loader {
 						nxt = attn_load_seg(p, seg + 1, segs_s, seg0);
 				}
 			}
-			prefetch(p);
+			rows_issue(p, (n_issued + RA) % ATTN_ROW_RING);
 		}
 		attn_cp_async_commit();
 		n_issued++;
@@ -631,6 +689,50 @@ __device__ void attn_seg_cc(const attn_kparams &p, const attn_seg &sg, attn_load
 	attn_merge_write<D>(p, sg, mo, ml, ATTN_THREADS / 32, R, n_rows);
 }
 
+// ---- the fused reduction
+
+/* After the CTA's last segment: count this CTA's partials into red_cnt (one
+ * atomic add per key it touched, 256 keys at a time); the CTA whose add
+ * completes a key merges it (attn_reduce_heads: fixed list order, so the
+ * counter decides only who merges, never the order of the sum) and resets
+ * its counter for the next run.  Release: every thread fences its partial
+ * stores before the barrier that precedes the adds; acquire: the adding
+ * threads fence before the barrier that precedes the merge.  list: 257 ints
+ * of shared memory (the merge buffer, free by now). */
+template <int D> __device__ void attn_finish(const attn_kparams &p, int *list)
+{
+	const int warp = threadIdx.x >> 5;
+	const int k0 = p.cta_key_off[blockIdx.x], k1 = p.cta_key_off[blockIdx.x + 1];
+	const int G = (p.hpk + ATTN_RED_HEADS - 1) / ATTN_RED_HEADS;
+	int *n_list = list + ATTN_THREADS;
+	__threadfence();
+	__syncthreads(); /* the last segment's merge may still read mo */
+	for (int base = k0; base < k1; base += ATTN_THREADS) {
+		if (threadIdx.x == 0)
+			*n_list = 0;
+		__syncthreads();
+		const int i = base + (int)threadIdx.x;
+		if (i < k1) {
+			const int4 kk = __ldg(&p.cta_keys[i]);
+			if (atomicAdd(&p.red_cnt[kk.x], kk.y) + kk.y == kk.w - kk.z)
+				list[atomicAdd(n_list, 1)] = i;
+		}
+		__threadfence();
+		__syncthreads();
+		const int n = *n_list;
+		for (int t = warp; t < n * G; t += ATTN_THREADS / 32) {
+			const int4 kk = __ldg(&p.cta_keys[list[t / G]]);
+			const int g = t % G, j0 = g * ATTN_RED_HEADS;
+			const int q = kk.x / p.n_kv_head, kvh = kk.x - q * p.n_kv_head;
+			attn_reduce_heads<D, ATTN_RED_HEADS>(p.part_o, p.part_lse, p.red_slot, kk.z, kk.w, p.hpk, j0,
+					     p.out + ((size_t)q * p.n_head + kvh * p.hpk + j0) * D);
+			if (g == 0 && (threadIdx.x & 31) == 0)
+				p.red_cnt[kk.x] = 0;
+		}
+		__syncthreads(); /* list and n_list are reused */
+	}
+}
+
 // ---- the kernel
 
 template <int D, typename T>
@@ -643,6 +745,8 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 	float *mo = reinterpret_cast<float *>(attn_smem + C::SMEM_KV + C::SMEM_MB);
 	float *ml = mo + C::MO_ROWS * C::MS;
 	uint4 *segs_s = reinterpret_cast<uint4 *>(attn_smem + C::SMEM_KV + C::SMEM_MB + C::SMEM_MO + C::SMEM_ML);
+	int32_t *rows_s = reinterpret_cast<int32_t *>(attn_smem + C::SMEM_KV + C::SMEM_MB + C::SMEM_MO +
+						      C::SMEM_ML + C::SMEM_SEG);
 
 	/* let the reduction grid launch now; it waits for this grid's end */
 	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -657,7 +761,7 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 		__syncthreads();
 	}
 	attn_loader<D, T> ld;
-	ld.start(p, s0, s1, kv_s, mb_s, segs_s);
+	ld.start(p, s0, s1, kv_s, mb_s, rows_s, segs_s);
 #pragma unroll 1
 	for (int i = 0; i < C::NS - 1; i++)
 		ld.issue(p);
@@ -680,6 +784,8 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 		}
 	}
 	attn_cp_async_wait<0>();
+	if (p.fuse)
+		attn_finish<D>(p, reinterpret_cast<int *>(mo));
 }
 
 // ---- visibility words of the masked segments (once per plan)

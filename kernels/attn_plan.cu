@@ -14,8 +14,8 @@
 //              of at most 128 / hpk entries (128 rows), near-equal; ordered
 //              by KV head, then query tile index, then group;
 //     cost     per token max(1, rows16 / 100) (bytes vs tensor-core work: a
-//              row costs ~1/100 of a token's K+V load) plus 16 + rows/2 per
-//              unit (prologue, partial write);
+//              row costs ~1/100 of a token's K+V load) plus 128 + rows/2 per
+//              unit (Q load, merge, partial write: about two tiles);
 //     split    (all but deft-node) the cost axis is cut into n_cta equal
 //              ranges; each 64-token tile goes to the CTA whose range holds
 //              its midpoint, so long groups (a long prompt, a query's whole
@@ -28,7 +28,13 @@
 //              same queries extends it: one partial instead of one per
 //              block, which is what keeps partial traffic small;
 //     slots    one partial slot per (segment, entry), in segment order; the
-//              reduction list of (query, KV head) is its slots in that order.
+//              reduction list of (query, KV head) is its slots in that order;
+//     reduce   fused into the kernel when there are at most PLAN_FUSE_TASKS
+//              merges per CTA (and every key has a partial): each CTA gets the
+//              list of keys (query, KV head) it wrote partials of, with their
+//              counts; the CTA whose count completes a key merges it (same
+//              code and order as the separate grid, so the same bits).
+//              Otherwise attn_reduce.cu runs after the kernel.
 //   tree-mask uses the plan's groups directly (attn_tree_mask.cu), one slot
 //   per (entry, KV head).
 #include "config.h"
@@ -40,6 +46,7 @@ extern "C" {
 
 #include <algorithm>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <vector>
 
@@ -47,11 +54,17 @@ extern "C" {
 #include "cuda_common.h"
 #include "kernels.h"
 
-#define PLAN_ROW_COST 0.025  /* tensor-core cost of one query row per token, in token loads
-				(measured: a 128-row tile costs about 3 token-tile loads) */
+#define PLAN_ROW_COST 0.01   /* tensor-core cost of one query row per token, in token loads
+				(v6 sweep, kernels/NOTES.md: a 128-row tile costs little more
+				than a few-row one; 0.025 overloaded the CTAs of small units) */
 #define PLAN_CC_COST 2.0     /* CUDA-core path, per token (fp16 -> fp32 and FMAs on CUDA cores) */
-#define PLAN_UNIT_COST 16.0  /* fixed cost of a unit, in token loads */
+#define PLAN_UNIT_COST 128.0 /* fixed cost of a unit, in token loads: Q load, merge and partial
+				write of a segment cost about two tiles (v6 sweep) */
 #define PLAN_OPEN_SEGS 16    /* open segments a piece may merge into (per CTA) */
+#define PLAN_FUSE_TASKS 3.5  /* fused reduction up to this many (key, 4 heads) merges per CTA:
+				the CTAs that finish last merge most keys, with 8 warps each;
+				with more (wide and speculative trees) the separate grid is
+				faster (kernels/NOTES.md, v6) */
 
 // ---- device arrays with incremental upload
 
@@ -123,21 +136,26 @@ struct cuda_attn {
 	// host work
 	std::vector<int32_t> run_pos, group_tok;
 	std::vector<attn_seg> segs;
-	std::vector<int32_t> cta_off, red_off, red_slot, masked;
+	std::vector<int32_t> cta_off, red_off, red_slot, masked, cta_key_off;
+	std::vector<int4> cta_keys; /* fused reduction: {key, count, red_b, red_e} per CTA */
+	int fuse_env = -1;          /* DT_ATTN_FUSE: 0 separate reduction, 1 always fused,
+				       unset: fused up to PLAN_FUSE_TASKS */
+	bool fuse = false;          /* this plan merges its partials in the fused kernel */
+	double row_cost = PLAN_ROW_COST, unit_cost = PLAN_UNIT_COST; /* DT_ATTN_ROW_COST, DT_ATTN_UNIT_COST */
 	int32_t n_bits = 0; /* uint2 visibility words of the masked segments */
 	std::vector<int64_t> e_moff;
 
 	// device arrays (incremental)
 	dbuf d_run_page, d_run_slot, d_run_len, d_run_pos;
 	dbuf d_entry_query, d_entry_nvis, d_entry_mask, d_mask;
-	dbuf d_segs, d_cta_off, d_red_off, d_red_slot, d_masked;
+	dbuf d_segs, d_cta_off, d_red_off, d_red_slot, d_masked, d_cta_keys, d_cta_key_off;
 	dbuf d_group_tok, d_group_ntok, d_group_eoff, d_e_moff;
 
 	// device scratch
 	void *tok_row = nullptr, *part_o = nullptr, *part_lse = nullptr, *dmask = nullptr,
-	     *scores = nullptr, *seg_bits = nullptr;
+	     *scores = nullptr, *seg_bits = nullptr, *red_cnt = nullptr;
 	size_t tok_row_cap = 0, part_o_cap = 0, part_lse_cap = 0, dmask_cap = 0, scores_cap = 0,
-	       seg_bits_cap = 0;
+	       seg_bits_cap = 0, red_cnt_cap = 0;
 
 	struct cuda_attn_stats st;
 };
@@ -165,7 +183,7 @@ extern "C" void cuda_attn_free(struct cuda_attn *a)
 	dbuf *bufs[] = { &a->d_run_page,  &a->d_run_slot,   &a->d_run_len,    &a->d_run_pos,
 			 &a->d_entry_query, &a->d_entry_nvis, &a->d_entry_mask, &a->d_mask,
 			 &a->d_segs,      &a->d_cta_off,    &a->d_red_off,    &a->d_red_slot,
-			 &a->d_masked,
+			 &a->d_masked,      &a->d_cta_keys,   &a->d_cta_key_off,
 			 &a->d_group_tok, &a->d_group_ntok, &a->d_group_eoff, &a->d_e_moff };
 	for (dbuf *b : bufs)
 		cudaFree(b->d);
@@ -175,6 +193,7 @@ extern "C" void cuda_attn_free(struct cuda_attn *a)
 	cudaFree(a->dmask);
 	cudaFree(a->scores);
 	cudaFree(a->seg_bits);
+	cudaFree(a->red_cnt);
 	delete a;
 }
 
@@ -211,6 +230,14 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 	a->hpk = p->n_head / p->n_kv_head;
 	a->n_sm = n_sm;
 	a->n_cta = p->n_cta > 0 ? p->n_cta : n_sm;
+	const char *fe = getenv("DT_ATTN_FUSE");
+	a->fuse_env = fe && fe[0] == '0' ? 0 : fe && fe[0] == '1' ? 1 : -1;
+	/* cost model overrides, for measuring it (kernels/NOTES.md) */
+	const char *rc = getenv("DT_ATTN_ROW_COST"), *uc = getenv("DT_ATTN_UNIT_COST");
+	if (rc && atof(rc) > 0)
+		a->row_cost = atof(rc);
+	if (uc && atof(uc) >= 0)
+		a->unit_cost = atof(uc);
 	memset(&a->st, 0, sizeof(a->st));
 	return a;
 }
@@ -273,8 +300,8 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 			u.rows = u.ne * hpk;
 			u.cls = plan_cls(u.rows, a->p.cc_max_rows);
 			const int rows16 = (u.rows + 15) / 16 * 16;
-			u.w = u.cls == ATTN_CLS_CC ? PLAN_CC_COST : std::max(1.0, PLAN_ROW_COST * rows16);
-			u.fixed = PLAN_UNIT_COST + 0.5 * u.rows;
+			u.w = u.cls == ATTN_CLS_CC ? PLAN_CC_COST : std::max(1.0, a->row_cost * rows16);
+			u.fixed = a->unit_cost + 0.5 * u.rows;
 			u.any_mask = false;
 			u.min_nvis = INT32_MAX;
 			for (int32_t e = u.e0; e < e1; e++) {
@@ -399,8 +426,8 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 				a->masked.push_back(i);
 			}
 			const int rows16 = (s.ne * hpk + 15) / 16 * 16;
-			const double w = s.cls == ATTN_CLS_CC ? PLAN_CC_COST : std::max(1.0, PLAN_ROW_COST * rows16);
-			cta_cost[c] += PLAN_UNIT_COST + 0.5 * s.ne * hpk + w * s.n_tok;
+			const double w = s.cls == ATTN_CLS_CC ? PLAN_CC_COST : std::max(1.0, a->row_cost * rows16);
+			cta_cost[c] += a->unit_cost + 0.5 * s.ne * hpk + w * s.n_tok;
 			a->st.n_cc_segments += s.cls == ATTN_CLS_CC;
 			a->st.kv_bytes += (uint64_t)s.n_tok * a->p.head_dim * 2 * 2;
 		}
@@ -425,6 +452,37 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 		for (int i = 0; i < s.ne; i++)
 			if (sees(s, i))
 				a->red_slot[cur[f->entry_query[s.entry0 + i] * hkv + s.kvh]++] = s.slot0 + i;
+
+	// fused reduction: per CTA, the keys it contributes to and how many
+	// partials; possible when every key has at least one partial (else the
+	// separate reduction writes the zeros of the empty keys)
+	const int64_t n_red_tasks = (int64_t)nkey * ((hpk + ATTN_RED_HEADS - 1) / ATTN_RED_HEADS);
+	a->fuse = a->fuse_env != 0 && a->n_cta_used > 0 &&
+		  (a->fuse_env == 1 || n_red_tasks <= PLAN_FUSE_TASKS * a->n_cta_used);
+	for (int k = 0; k < nkey && a->fuse; k++)
+		a->fuse = a->red_off[k + 1] > a->red_off[k];
+	a->cta_keys.clear();
+	a->cta_key_off.assign(n_cta + 1, 0);
+	if (a->fuse) {
+		std::vector<int32_t> seen(nkey, -1), at(nkey, 0);
+		for (int c = 0; c < n_cta; c++) {
+			for (int32_t si = a->cta_off[c]; si < a->cta_off[c + 1]; si++) {
+				const attn_seg &s = a->segs[si];
+				for (int i = 0; i < s.ne; i++) {
+					if (!sees(s, i))
+						continue;
+					const int key = f->entry_query[s.entry0 + i] * hkv + s.kvh;
+					if (seen[key] != c) {
+						seen[key] = c;
+						at[key] = (int32_t)a->cta_keys.size();
+						a->cta_keys.push_back(make_int4(key, 0, a->red_off[key], a->red_off[key + 1]));
+					}
+					a->cta_keys[at[key]].y++;
+				}
+			}
+			a->cta_key_off[c + 1] = (int32_t)a->cta_keys.size();
+		}
+	}
 
 	a->st.n_segments = (int32_t)a->segs.size();
 	a->st.n_slots = a->n_slots;
@@ -461,6 +519,7 @@ static void plan_tree_mask(struct cuda_attn *a, const struct treeplan_flat *f)
 			a->red_off[q * hkv + kvh + 1] = (int32_t)a->red_slot.size();
 		}
 	a->n_slots = f->n_entries * hkv;
+	a->fuse = false;
 	a->segs.clear();
 	a->st.n_units = f->n_groups * hkv;
 	a->st.n_segments = 0;
@@ -546,6 +605,19 @@ extern "C" int cuda_attn_set_plan(struct cuda_attn *a, const struct treeplan_fla
 		rc = rc ? rc : dgrow(&a->seg_bits, &a->seg_bits_cap, (size_t)a->n_bits * 8 + 16, err);
 		if (rc)
 			return rc;
+		if (a->fuse) {
+			rc = rc ? rc : dbuf_put(a->d_cta_keys, a->cta_keys.data(), a->cta_keys.size() * sizeof(int4),
+						&sent, err);
+			rc = rc ? rc : dbuf_put(a->d_cta_key_off, a->cta_key_off.data(), a->cta_key_off.size() * 4,
+						&sent, err);
+			/* the counters are 0 after every complete run; zero them here too,
+			 * so that a run that failed half-way cannot leave one behind */
+			const size_t nk = (size_t)f->n_queries * a->p.n_kv_head * 4 + 16;
+			rc = rc ? rc : dgrow(&a->red_cnt, &a->red_cnt_cap, nk, err);
+			if (rc)
+				return rc;
+			CUDA_CHECK(cudaMemsetAsync(a->red_cnt, 0, nk, 0));
+		}
 		attn_kparams bp;
 		memset(&bp, 0, sizeof(bp));
 		bp.segs = dptr<attn_seg>(a->d_segs);
@@ -654,7 +726,18 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 		kp2.hpk = a->hpk;
 		kp2.page_size = a->page_size;
 		kp2.scale_log2 = scale * 1.4426950408889634f;
+		kp2.n_kv_head = a->p.n_kv_head;
+		kp2.fuse = a->fuse ? 1 : 0;
+		if (a->fuse) {
+			kp2.cta_keys = dptr<int4>(a->d_cta_keys);
+			kp2.cta_key_off = dptr<int32_t>(a->d_cta_key_off);
+			kp2.red_cnt = (int32_t *)a->red_cnt;
+			kp2.red_slot = dptr<int32_t>(a->d_red_slot);
+			kp2.out = out;
+		}
 		rc = attn_part_launch(&kp2, a->p.head_dim, a->p.type, a->n_cta_used, 0, err);
+		if (!rc && a->fuse)
+			return 0; /* the fused kernel merged the partials itself */
 	}
 	if (rc)
 		return rc;

@@ -104,8 +104,12 @@ uint64_t cuda_kv_uploaded_bytes(const struct cuda_kv *kv);
 // device: q (n_queries, n_head, head_dim) in the KV type, out fp32, same
 // shape.  seq, deft-node and deft-flatten run the fused partial-attention
 // kernel (attn_deft_flatten.cu) over a work list derived from the plan
-// (attn_plan.cu), then the exact reduction (attn_reduce.cu); tree-mask runs
-// with a dense mask and materialized scores (attn_tree_mask.cu).
+// (attn_plan.cu), then the exact reduction: inside the fused kernel (the CTA
+// that completes a (query, KV head) merges it, in list order) when there are
+// few merges per CTA, else the separate kernel of attn_reduce.cu; both give
+// the same bits.  tree-mask runs with a dense mask and materialized scores
+// (attn_tree_mask.cu).  One cuda_attn runs on one stream at a time (its
+// reduction counters are reset by each complete run).
 struct treeplan_flat;
 
 struct cuda_attn_params {

@@ -15,8 +15,8 @@
  *     (P is rounded to the KV type for the P V product; fp32 accumulation)
  *   tree-mask: fp16 1e-2, bf16 5e-2 (scores and probabilities are stored in
  *     the KV type, as eager fp16 attention does).
- * Also: bitwise repeatable runs, and decode steps with incremental KV and
- * plan uploads.  Seed: $DT_SEED or the time (printed).  DT_TEST_QUICK=1 runs
+ * Also: bitwise repeatable runs, decode steps with incremental KV and
+ * plan uploads, and the fused reduction against the separate one (same bits).  Seed: $DT_SEED or the time (printed).  DT_TEST_QUICK=1 runs
  * fewer, smaller cases (for compute-sanitizer).
  */
 #include "config.h"
@@ -494,6 +494,94 @@ static void test_steps_and_repeat(void)
 	kvpool_free(pool);
 }
 
+/* The fused kernel merges the partials itself (the last CTA of each key):
+ * the same bits as the separate reduction grid (DT_ATTN_FUSE=0), on every
+ * shape, with a random CTA count, run twice (the counters reset); fusion
+ * forced (DT_ATTN_FUSE=1) whatever the number of keys. */
+static void test_fused_reduction(void)
+{
+	char err[DT_ERR_LEN];
+	static const struct shape shapes[] = { { 32, 8, 128 }, { 8, 2, 64 }, { 24, 1, 64 }, { 12, 4, 128 } };
+	static const int32_t ctas[] = { 0, 1, 3, 7 };
+	for (int kind = 0; kind < N_SHAPES; kind++) {
+		struct shape sh = shapes[rand() % DT_ARRAY_LEN(shapes)];
+		if (quick)
+			sh = shapes[1];
+		const enum cuda_dtype dt = rand() % 2 ? CUDA_DT_BF16 : CUDA_DT_F16;
+		const int32_t n_cta = ctas[rand() % DT_ARRAY_LEN(ctas)];
+		struct kvpool_params kp = kvpool_default_params();
+		kp.page_size = 16;
+		kp.n_kv_heads = sh.hkv;
+		kp.head_dim = sh.d;
+		const int32_t n_pages = 14000 / 16 + 1400;
+		kp.budget_bytes = (size_t)n_pages * 16 * sh.hkv * sh.d * 2 * 4;
+		struct kvpool *pool = kvpool_new(&kp, err);
+		DT_ASSERT(pool);
+		struct tree *t = random_tree(pool, (enum shape_kind)kind);
+		struct cuda_kv_params cp = cuda_kv_default_params();
+		cp.n_pages = kvpool_n_pages(pool);
+		cp.page_size = 16;
+		cp.n_kv_heads = sh.hkv;
+		cp.head_dim = sh.d;
+		cp.type = dt;
+		struct cuda_kv *kv = cuda_kv_new(&cp, err);
+		DT_ASSERT(kv && cuda_kv_fill_random(kv, 3, NAN, err) == 0);
+		fill_kv(t, pool, kv, NULL, dt);
+		struct treeplan_query *q = NULL;
+		int32_t nq = make_queries(t, (enum shape_kind)kind, &q);
+		size_t nout = (size_t)nq * sh.hq * sh.d;
+		float *qv = xmalloc(nout * sizeof(float));
+		float *out[3] = { xmalloc(nout * 4), xmalloc(nout * 4), xmalloc(nout * 4) };
+		for (size_t i = 0; i < nout; i++)
+			qv[i] = frand();
+		void *dq = cuda_malloc(nout * 2, err);
+		float *dout = cuda_malloc(nout * 4, err);
+		DT_ASSERT(dq && dout && cuda_upload_convert(dq, qv, nout, dt, err) == 0);
+		struct treeplan_params pp = treeplan_default_params();
+		pp.tile_queries = DT_MAX(1, 128 / (sh.hq / sh.hkv));
+		struct treeplan *pl = treeplan_new(&pp, err);
+		DT_ASSERT(pl);
+		int rc = treeplan_update(pl, t, q, nq, err);
+		/* runs: fused, fused again (the counters were reset), separate */
+		for (int r = 0; r < 3 && !rc; r++) {
+			setenv("DT_ATTN_FUSE", r == 2 ? "0" : "1", 1);
+			struct cuda_attn_params ap = cuda_attn_default_params();
+			ap.n_head = sh.hq;
+			ap.n_kv_head = sh.hkv;
+			ap.head_dim = sh.d;
+			ap.type = dt;
+			ap.n_cta = n_cta;
+			struct cuda_attn *at = cuda_attn_new(&ap, err);
+			unsetenv("DT_ATTN_FUSE");
+			rc = at ? 0 : -1;
+			rc = rc ? rc : cuda_attn_set_plan(at, treeplan_flat(pl), TREEPLAN_DEFT_FLATTEN, err);
+			for (int rep = 0; rep < (r == 0 ? 2 : 1) && !rc; rep++) {
+				rc = rc ? rc : cuda_fill_nan(dout, nout, err);
+				rc = rc ? rc : cuda_attn_run(at, kv, 0, 0, dq, dout, err);
+				rc = rc ? rc : cuda_download(out[rep ? 1 : r], dout, nout * 4, err);
+			}
+			cuda_attn_free(at);
+		}
+		bool finite = true;
+		for (size_t i = 0; !rc && i < nout; i++)
+			finite = finite && isfinite(out[0][i]);
+		ok(rc == 0 && finite && !memcmp(out[0], out[1], nout * 4) && !memcmp(out[0], out[2], nout * 4),
+		   "%s %s %d/%d heads x %d, ctas %d, %d queries: fused reduction finite, repeatable, and the "
+		   "same bits as the separate reduction %s",
+		   shape_names[kind], cuda_dtype_name(dt), sh.hq, sh.hkv, sh.d, n_cta, nq, rc ? err : "");
+		treeplan_free(pl);
+		cuda_free(dq);
+		cuda_free(dout);
+		free(qv);
+		for (int r = 0; r < 3; r++)
+			free(out[r]);
+		free(q);
+		cuda_kv_free(kv);
+		tree_free(t);
+		kvpool_free(pool);
+	}
+}
+
 int main(void)
 {
 	if (cuda_device_count() == 0)
@@ -511,6 +599,7 @@ int main(void)
 		diag("device %s, sm_%d%d, %d SMs", di.name, di.cc_major, di.cc_minor, di.n_sm);
 	test_random_cases();
 	test_steps_and_repeat();
+	test_fused_reduction();
 	return tap_done();
 }
 

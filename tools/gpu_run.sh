@@ -9,6 +9,12 @@
 # .devcarry/ carried (see kernels/NOTES.md):
 #   STAGES=build,test,memcheck,racecheck,bench CASES=perf PEER=1 tools/gpu_run.sh
 # Each stage has its own time limit (T_TEST, T_SAN, T_BENCH seconds).
+# BENCH_ARGS: extra bench_attn arguments (e.g. --algos seq,deft-flatten).
+# Stage `base`: the same bench with the kernels in .devcarry/base (the
+# committed attn_*.cu files: `git show HEAD:kernels/F > .devcarry/base/F`),
+# built into a second binary, run right after the bench: base.log.
+# Stage `exp` runs bench_attn $EXP_ARGS with the environment $EXP_ENV
+# (e.g. DT_ATTN_FUSE=0).  FULL=0 skips the informative full-tree build.
 # The machine has no curses/readline headers (--disable-tui) and maybe no
 # jansson: then the carried .devcarry/debs are unpacked into /tmp/jroot.
 # Only what the attention needs is built (the CUDA library, a few engine
@@ -52,7 +58,7 @@ fi
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 CUDA_LIB=$CUDA_HOME/lib64
 [ -d $CUDA_HOME/targets/x86_64-linux/lib ] && CUDA_LIB=$CUDA_HOME/targets/x86_64-linux/lib
-LIBS="$XLD -L$CUDA_LIB -Wl,-rpath,$CUDA_LIB -lcudart -lcublas -lstdc++ -ljansson -lm -lpthread"
+LIBS="$XLD -L$CUDA_LIB -Wl,-rpath,$CUDA_LIB -lcudart -lcublas -lstdc++ -ljansson -lm -lpthread -ldl"
 CFLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -I$B -I$SRC/src -I$SRC/kernels $XCPP"
 
 if has build; then
@@ -73,19 +79,33 @@ if has build; then
 		make -j16 libdeftree_cuda.a || echo "BUILD FAILED: libdeftree_cuda.a"
 		stamp "engine objects, test, bench"
 		mkdir -p fb
-		for f in common kvpool tree treeplan cpu_tree_attn threadpool workload; do
+		for f in common kvpool tree treeplan cpu_tree_attn threadpool workload jsoncheck; do
 			gcc $CFLAGS -c "$SRC/src/$f.c" -o fb/$f.o &
 		done
 		gcc $CFLAGS -c "$SRC/tests/test_cuda_attn.c" -o fb/test_cuda_attn.o &
 		gcc $CFLAGS -Dbench_attn_main=main -c "$SRC/src/bench_attn.c" -o fb/bench_attn.o &
 		wait
-		ENG="fb/common.o fb/kvpool.o fb/tree.o fb/treeplan.o fb/cpu_tree_attn.o fb/threadpool.o fb/workload.o"
+		ENG="fb/common.o fb/kvpool.o fb/tree.o fb/treeplan.o fb/cpu_tree_attn.o fb/threadpool.o fb/workload.o fb/jsoncheck.o"
 		gcc -o test_cuda_attn fb/test_cuda_attn.o $ENG libdeftree_cuda.a $LIBS || echo "BUILD FAILED: test"
 		gcc -o bench_attn fb/bench_attn.o $ENG libdeftree_cuda.a $LIBS || echo "BUILD FAILED: bench"
 		ls -la test_cuda_attn bench_attn libdeftree_cuda.a
-		stamp "full tree (informative: deftree bench attn)"
-		timeout 120 make -k -j16 deftree >/dev/null 2>full.log && echo "deftree built" ||
-			{ echo "deftree not built (other files):"; grep -m5 -E "error|Error" full.log; }
+		if [ "${FULL:-1}" = 1 ]; then
+			stamp "full tree (informative: deftree bench attn)"
+			timeout 120 make -k -j16 deftree >/dev/null 2>full.log && echo "deftree built" ||
+				{ echo "deftree not built (other files):"; grep -m5 -E "error|Error" full.log; }
+		fi
+		if has base; then
+			stamp "baseline kernels from .devcarry/base"
+			rm -rf /tmp/dt-base && mkdir -p /tmp/dt-base && cp "$SRC"/.devcarry/base/* /tmp/dt-base/ &&
+				cp libdeftree_cuda.a /tmp/dt-base/base.a && cd /tmp/dt-base || exit 1
+			for f in attn_deft_flatten attn_plan attn_reduce; do
+				nvcc -std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -I$B -I$SRC/src -I$SRC/kernels \
+					-Xcompiler -fPIC -c $f.cu -o $f.o &
+			done
+			wait
+			ar r base.a attn_deft_flatten.o attn_plan.o attn_reduce.o
+			cd $B && gcc -o bench_base fb/bench_attn.o $ENG /tmp/dt-base/base.a $LIBS || echo "BUILD FAILED: base"
+		fi
 	} >>"$OUT/build.log" 2>&1
 	{
 		cd "$SRC/kernels" &&
@@ -114,9 +134,16 @@ if has bench; then
 	{
 		stamp "bench attn --cases $CASES"
 		PYTHONUNBUFFERED=1 timeout $T_BENCH ./bench_attn --cases "$CASES" --json "$OUT/bench_attn.json" \
-			--workloads "$SRC/.devcarry/workloads" $PEER_ARG
+			--workloads "$SRC/.devcarry/workloads" $PEER_ARG ${BENCH_ARGS:-}
 		echo "exit $?"
 	} >"$OUT/bench.log" 2>&1
+fi
+if has base; then
+	{
+		stamp "baseline bench attn --cases $CASES"
+		timeout $T_BENCH ./bench_base --cases "$CASES" --workloads "$SRC/.devcarry/workloads" ${BENCH_ARGS:-}
+		echo "exit $?"
+	} >"$OUT/base.log" 2>&1
 fi
 if has memcheck; then
 	{
@@ -139,7 +166,7 @@ if has exp; then
 	W="--workloads $SRC/.devcarry/workloads"
 	{
 		stamp "exp: ${EXP_ARGS:-none}"
-		[ -n "${EXP_ARGS:-}" ] && timeout 150 ./bench_attn $W $EXP_ARGS | tail -25
+		[ -n "${EXP_ARGS:-}" ] && env ${EXP_ENV:-} timeout 150 ./bench_attn $W $EXP_ARGS | tail -25
 		echo "exit $?"
 	} >"$OUT/exp.log" 2>&1
 fi
@@ -166,5 +193,6 @@ stamp done
 for f in test memcheck racecheck exp bench; do
 	[ -f "$OUT/$f.log" ] && { echo "---- $f"; grep -E "^not ok|exit |ERROR SUMMARY|RACECHECK SUMMARY|FAILED|^# " "$OUT/$f.log" | head -20; }
 done
-[ -f "$OUT/bench.log" ] && tail -45 "$OUT/bench.log"
+[ -f "$OUT/bench.log" ] && tail -${TAIL:-45} "$OUT/bench.log"
+[ -f "$OUT/base.log" ] && { echo "---- baseline"; tail -${TAIL:-45} "$OUT/base.log"; }
 exit 0
