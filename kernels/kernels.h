@@ -49,6 +49,13 @@ const char *cuda_dtype_name(enum cuda_dtype t); /* "fp16", "bf16" */
 void *cuda_malloc(size_t bytes, char *err); /* NULL + err on failure */
 void cuda_free(void *p);                    /* NULL is a no-op */
 int cuda_upload(void *dst, const void *src, size_t bytes, char *err);
+/* Pinned host memory (NULL + err on failure) and copies on the default stream
+ * that return at once; src / dst must be pinned and stay untouched until a
+ * cuda_sync() or a timer's end shows the copy done. */
+void *cuda_host_alloc(size_t bytes, char *err);
+void cuda_host_free(void *p);
+int cuda_upload_async(void *dst, const void *src, size_t bytes, char *err);
+int cuda_download_async(void *dst, const void *src, size_t bytes, char *err);
 int cuda_download(void *dst, const void *src, size_t bytes, char *err);
 /* n fp32 values from the host, rounded to t, into device memory dst. */
 int cuda_upload_convert(void *dst, const float *src, size_t n, enum cuda_dtype t, char *err);
@@ -90,8 +97,9 @@ int cuda_kv_upload(struct cuda_kv *kv, int32_t layer, const float *k_host, const
 		   int32_t page, int32_t slot0, int32_t n, char *err);
 /* Scatter: n token rows of host fp32 K and V, each (n_kv_heads * head_dim),
  * into (page[i], slot[i]) of one layer, every copy, rounded to the device
- * type on the device: one upload and one kernel whatever n is.  Checks every
- * page and slot. */
+ * type on the device: one asynchronous upload (through a pinned stage) and
+ * one kernel whatever n is; returns before the copy is done (k, v, page and
+ * slot may be reused at once).  Checks every page and slot. */
 int cuda_kv_store_rows(struct cuda_kv *kv, int32_t layer, int32_t n, const int32_t *page,
 		       const int32_t *slot, const float *k, const float *v, char *err);
 /* Every slot of every page, layer and copy: uniform in [-amp, amp]. */

@@ -102,6 +102,36 @@ extern "C" int cuda_upload(void *dst, const void *src, size_t bytes, char *err)
 	return 0;
 }
 
+extern "C" void *cuda_host_alloc(size_t bytes, char *err)
+{
+	void *p = NULL;
+	cudaError_t e = cudaMallocHost(&p, bytes ? bytes : 1);
+	if (e != cudaSuccess) {
+		cudaGetLastError();
+		dt_err(err, "cudaMallocHost(%zu): %s", bytes, cudaGetErrorString(e));
+		return NULL;
+	}
+	return p;
+}
+
+extern "C" void cuda_host_free(void *p)
+{
+	if (p)
+		cudaFreeHost(p);
+}
+
+extern "C" int cuda_upload_async(void *dst, const void *src, size_t bytes, char *err)
+{
+	CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, 0));
+	return 0;
+}
+
+extern "C" int cuda_download_async(void *dst, const void *src, size_t bytes, char *err)
+{
+	CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, 0));
+	return 0;
+}
+
 extern "C" int cuda_download(void *dst, const void *src, size_t bytes, char *err)
 {
 	CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
@@ -200,6 +230,8 @@ struct cuda_kv {
 	std::vector<uint16_t> stage;
 	void *dstage;       /* device staging of cuda_kv_store_rows */
 	size_t dstage_cap;  /* bytes */
+	void *hstage;       /* its pinned host side (the copy is asynchronous) */
+	size_t hstage_cap;  /* bytes */
 };
 
 extern "C" struct cuda_kv_params cuda_kv_default_params(void)
@@ -225,6 +257,7 @@ extern "C" void cuda_kv_free(struct cuda_kv *kv)
 	for (void *x : kv->v)
 		cudaFree(x);
 	cudaFree(kv->dstage);
+	cudaFreeHost(kv->hstage);
 	delete kv;
 }
 
@@ -249,6 +282,8 @@ extern "C" struct cuda_kv *cuda_kv_new(const struct cuda_kv_params *p, char *err
 	kv->uploaded = 0;
 	kv->dstage = NULL;
 	kv->dstage_cap = 0;
+	kv->hstage = NULL;
+	kv->hstage_cap = 0;
 	int n = p->n_copies * p->n_layer;
 	for (int i = 0; i < n; i++) {
 		void *k = cuda_malloc(kv->layer_elems * 2, err);
@@ -363,21 +398,28 @@ extern "C" int cuda_kv_store_rows(struct cuda_kv *kv, int32_t layer, int32_t n, 
 	const size_t row = (size_t)p->n_kv_heads * p->head_dim;
 	const size_t half = (size_t)n * row;                   /* elements of K (and of V) */
 	const size_t bytes = 2 * half * 4 + 2 * (size_t)n * 4; /* K, V fp32 + page, slot */
-	kv->stage.resize((bytes + 1) / 2);
-	char *st = (char *)kv->stage.data();
+	if (bytes > kv->hstage_cap || bytes > kv->dstage_cap) {
+		/* the previous asynchronous copy may still read the old buffers */
+		CUDA_CHECK(cudaDeviceSynchronize());
+		cudaFreeHost(kv->hstage);
+		cudaFree(kv->dstage);
+		kv->hstage = kv->dstage = NULL;
+		kv->hstage_cap = kv->dstage_cap = 0;
+		size_t cap = bytes * 2;
+		CUDA_CHECK(cudaMallocHost(&kv->hstage, cap));
+		kv->hstage_cap = cap;
+		CUDA_CHECK(cudaMalloc(&kv->dstage, cap));
+		kv->dstage_cap = cap;
+	} else {
+		/* the pinned stage is reused: its last copy must have left */
+		CUDA_CHECK(cudaStreamSynchronize(0));
+	}
+	char *st = (char *)kv->hstage;
 	memcpy(st, k, half * 4);
 	memcpy(st + half * 4, v, half * 4);
 	memcpy(st + 2 * half * 4, page, (size_t)n * 4);
 	memcpy(st + 2 * half * 4 + (size_t)n * 4, slot, (size_t)n * 4);
-	if (bytes > kv->dstage_cap) {
-		cudaFree(kv->dstage);
-		kv->dstage = NULL;
-		kv->dstage_cap = 0;
-		size_t cap = bytes * 2;
-		CUDA_CHECK(cudaMalloc(&kv->dstage, cap));
-		kv->dstage_cap = cap;
-	}
-	CUDA_CHECK(cudaMemcpy(kv->dstage, st, bytes, cudaMemcpyHostToDevice));
+	CUDA_CHECK(cudaMemcpyAsync(kv->dstage, st, bytes, cudaMemcpyHostToDevice, 0));
 	kv->uploaded += bytes;
 	const float *dsrc = (const float *)kv->dstage;
 	const int32_t *dpage = (const int32_t *)(dsrc + 2 * half);

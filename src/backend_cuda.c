@@ -8,9 +8,10 @@
  *            cuda_kv_store_rows (one copy + one kernel);
  *   plan     cuda_attn_set_plan once per forward pass (incremental upload);
  *   attend   q uploaded in fp32 and rounded on the device (the host
- *            conversion cost ~10 ns a value), cuda_attn_run between two CUDA events,
- *            the fp32 output downloaded (synchronous: the CPU forward pass
- *            needs it for the next matmul).
+ *            conversion cost ~10 ns a value), cuda_attn_run between two CUDA
+ *            events, the fp32 output downloaded: all queued on the default
+ *            stream through pinned buffers, then one wait (the CPU forward
+ *            pass needs the output for the next matmul).
  * Built without CUDA, backend_cuda_available() says so and nothing else runs.
  */
 #include "config.h"
@@ -52,7 +53,8 @@ struct cuda_impl {
 	void *q_dev;       /* (n_q, n_head, head_dim) in the KV type */
 	float *q32_dev;    /* the same in fp32, as uploaded */
 	float *out_dev;    /* (n_q, n_head, head_dim) */
-	size_t qo_cap;     /* elements of q_dev and out_dev */
+	float *q_host, *out_host; /* pinned copies: the transfers run asynchronously */
+	size_t qo_cap;     /* elements of each of these buffers */
 	int32_t n_q;       /* queries of the current plan, -1 before one */
 };
 
@@ -78,15 +80,23 @@ static int cuda_set_plan(struct backend *b, const struct treeplan_flat *f, int a
 	b->cnt.upload_bytes += st.upload_bytes;
 	size_t need = (size_t)f->n_queries * (size_t)b->p.n_head * (size_t)b->p.head_dim;
 	if (need > c->qo_cap) {
+		int rc2 = cuda_sync(err); /* nothing may still use the old buffers */
+		if (rc2)
+			return rc2;
 		cuda_free(c->q_dev);
 		cuda_free(c->q32_dev);
 		cuda_free(c->out_dev);
-		c->q32_dev = c->out_dev = NULL;
+		cuda_host_free(c->q_host);
+		cuda_host_free(c->out_host);
+		c->q32_dev = c->out_dev = c->q_host = c->out_host = NULL;
 		c->qo_cap = 0;
+		need += need / 2; /* room to grow */
 		c->q_dev = cuda_malloc(need * 2, err);
 		c->q32_dev = c->q_dev ? cuda_malloc(need * sizeof(float), err) : NULL;
 		c->out_dev = c->q32_dev ? cuda_malloc(need * sizeof(float), err) : NULL;
-		if (!c->out_dev)
+		c->q_host = c->out_dev ? cuda_host_alloc(need * sizeof(float), err) : NULL;
+		c->out_host = c->q_host ? cuda_host_alloc(need * sizeof(float), err) : NULL;
+		if (!c->out_host)
 			return DT_ERR_DEVICE;
 		c->qo_cap = need;
 	}
@@ -112,14 +122,18 @@ static int cuda_attend(struct backend *b, int32_t layer, const float *q, float *
 	size_t n = (size_t)c->n_q * (size_t)b->p.n_head * (size_t)b->p.head_dim;
 	if (n == 0)
 		return DT_OK;
-	int rc = cuda_upload(c->q32_dev, q, n * sizeof(float), err);
+	/* one queue on the default stream, one wait at its end */
+	memcpy(c->q_host, q, n * sizeof(float));
+	int rc = cuda_upload_async(c->q32_dev, c->q_host, n * sizeof(float), err);
 	rc = rc ? rc : cuda_convert(c->q_dev, c->q32_dev, n, c->type, err);
 	rc = rc ? rc : cuda_timer_start(c->timer, err);
 	rc = rc ? rc : cuda_attn_run(c->attn, c->kv, layer, 0, c->q_dev, c->out_dev, err);
 	rc = rc ? rc : cuda_timer_stop(c->timer, err);
-	rc = rc ? rc : cuda_download(out, c->out_dev, n * sizeof(float), err);
+	rc = rc ? rc : cuda_download_async(c->out_host, c->out_dev, n * sizeof(float), err);
+	rc = rc ? rc : cuda_sync(err);
 	if (rc)
 		return rc;
+	memcpy(out, c->out_host, n * sizeof(float));
 	double ns = cuda_timer_ns(c->timer, err);
 	if (ns < 0)
 		return DT_ERR_DEVICE;
@@ -140,6 +154,8 @@ static void cuda_impl_free(struct backend *b)
 	cuda_free(c->q_dev);
 	cuda_free(c->q32_dev);
 	cuda_free(c->out_dev);
+	cuda_host_free(c->q_host);
+	cuda_host_free(c->out_host);
 	free(c);
 }
 
