@@ -325,7 +325,9 @@ static void take_events(struct ui_app *app)
 {
 	struct ui_event ev[16];
 	int n;
+	bool any = false;
 	while ((n = ui_worker_take_events(app->w, ev, 16)) > 0) {
+		any = true;
 		for (int i = 0; i < n; i++) {
 			switch (ev[i].kind) {
 			case UI_EV_INFO:
@@ -347,6 +349,11 @@ static void take_events(struct ui_app *app)
 			}
 		}
 		app->dirty |= UI_DIRTY_ALL;
+	}
+	/* a start-up notice comes after the model's load message, so that it stays */
+	if (any && app->opt.notice) {
+		ui_msg(app, true, "%s", app->opt.notice);
+		app->opt.notice = NULL;
 	}
 }
 

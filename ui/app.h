@@ -55,6 +55,8 @@ struct ui_options {
 	const char *open;            /* start with this session */
 	const char *state_dir;       /* history and autosave (default $XDG_STATE_HOME/deftree) */
 	int32_t replay_fps;
+	const char *notice;          /* shown on the status line once the first worker event is in
+					(the config file's problems), NULL = none */
 };
 
 struct ui_app {

@@ -67,7 +67,7 @@ trap cleanup EXIT INT TERM
 start() {
 	$T kill-server >/dev/null 2>&1
 	$T new-session -d -s t -x "$1" -y "$2" \
-		"env LC_ALL=C.UTF-8 TERM=${TEST_TERM:-screen} DEFTREE_MODEL='$MODEL' XDG_STATE_HOME='$TMP/xdg' HOME='$TMP' PS1='$ ' $3" || return 1
+		"env LC_ALL=C.UTF-8 TERM=${TEST_TERM:-screen} DEFTREE_MODEL='$MODEL' XDG_STATE_HOME='$TMP/xdg' XDG_CONFIG_HOME='$TMP/xdgconf' HOME='$TMP' PS1='$ ' $3" || return 1
 	$T set-option -t t remain-on-exit on >/dev/null 2>&1
 	return 0
 }
