@@ -1,8 +1,8 @@
 /*
  * test_ui_stats.c — the stats pane from known metrics: KV bytes of the
  * algorithm against seq for the last step and all steps with the saving,
- * the other IO terms, times, sparklines, the what-if row, and what an
- * IO-only replay leaves out.
+ * the other IO terms, times, sparklines, the what-if row, the GPU roofline
+ * line on the cuda backend, and what an IO-only replay leaves out.
  */
 #include "config.h"
 
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "metrics.h"
 #include "panes.h"
 #include "tap.h"
@@ -106,10 +107,33 @@ int main(void)
 	ok(!strcmp(fx_row(c, 3), "seq       4.0 MiB    -50%"), "40 columns: last step only: '%s'", fx_row(c, 3));
 	ui_canvas_free(c);
 
+	/* the cuda backend: the GPU roofline line (kernels alone against the device copy) */
+	ui_snap_free(s);
+	struct metrics_step g = step(64u << 20, 256u << 20, 10);
+	g.attn_dev_ns = 40000; /* 64 MiB in 40 us: 1677.7 GB/s */
+	metrics_step_add(m, &g);
+	s = ui_snap_build(&src);
+	s->info.algo = TREEPLAN_DEFT_FLATTEN;
+	s->info.n_steps = 3;
+	s->info.backend_kind = BACKEND_CUDA;
+	s->info.dev_copy_gbps = 3000.0;
+	c = draw(s, 90, 14);
+	char *txt = ui_canvas_text(c);
+	ok(strstr(txt, "GPU attn 40.0 us: KV 64.0 MiB at 1677.7 GB/s = 55.9% of device copy 3000 GB/s") != NULL,
+	   "on cuda: the kernels' KV bandwidth against the device's copy rate");
+	free(txt);
+	ui_canvas_free(c);
+	s->info.backend_kind = BACKEND_CPU;
+	c = draw(s, 90, 14);
+	txt = ui_canvas_text(c);
+	ok(!strstr(txt, "GPU attn"), "on the cpu: no GPU line");
+	free(txt);
+	ui_canvas_free(c);
+
 	/* IO-only: no times that mean nothing */
 	s->info.io_only = true;
 	c = draw(s, 70, 12);
-	ok(strstr(fx_row(c, 5), "IO-only replay: plan 300 ms a step") != NULL, "IO-only says what the time is: '%s'",
+	ok(strstr(fx_row(c, 5), "IO-only replay: plan 10 ms a step") != NULL, "IO-only says what the time is: '%s'",
 	   fx_row(c, 5));
 	char *all = ui_canvas_text(c);
 	ok(!strstr(all, "TTFT") && !strstr(all, "tok/s") && !strstr(all, "bandwidth"),
