@@ -5,7 +5,9 @@
 # test_backend, and an end-to-end replay of a few-shot tree with a synthetic
 # model, attention on cpu and on cuda, every algorithm.  Logs under $OUT.
 #
-#   STAGES=build,check,memcheck,replay bash tools/gpu_engine.sh
+#   STAGES=build,check,memcheck,replay,worker bash tools/gpu_engine.sh
+# worker: runs .devcarry/bin/test_ui_worker, built here with the TUI (the
+# GPU machine has no curses headers; the test itself needs no curses).
 # with carry = configure Makefile.in config.h.in aclocal.m4 build-aux .devcarry
 # (kernels/NOTES.md).  FEWSHOT (default 4000:20:32) and MODEL_ARGS set the replay.
 set -u
@@ -65,6 +67,16 @@ if has memcheck; then
 		echo "exit $?"
 	} >"$OUT/memcheck.log" 2>&1
 fi
+if has worker; then
+	{
+		stamp "test_ui_worker (built on the dev machine) seed $SEED"
+		CUDA_LIB=/usr/local/cuda/lib64
+		[ -d /usr/local/cuda/targets/x86_64-linux/lib ] && CUDA_LIB=/usr/local/cuda/targets/x86_64-linux/lib
+		DT_SEED=$SEED LD_LIBRARY_PATH="/tmp/jroot/usr/lib/x86_64-linux-gnu:$CUDA_LIB" timeout 120 \
+			"$SRC/.devcarry/bin/test_ui_worker"
+		echo "exit $?"
+	} >"$OUT/worker.log" 2>&1
+fi
 if has replay; then
 	{
 		stamp "mkmodel $MODEL_ARGS"
@@ -79,7 +91,7 @@ if has replay; then
 	} >"$OUT/replay.log" 2>&1
 fi
 stamp done
-for f in build check memcheck replay; do
+for f in build check memcheck worker replay; do
 	[ -f "$OUT/$f.log" ] && { echo "---- $f"; tail -25 "$OUT/$f.log"; }
 done
 exit 0
