@@ -22,7 +22,9 @@
 //              path in seq) are spread over the CTAs -- the balanced split.
 //              deft-node keeps whole nodes (its load imbalance is the point);
 //     pieces   consecutive tiles of one unit in one CTA, cut where full
-//              visibility starts or ends;
+//              visibility starts or ends; with DT_ATTN_SNAP=N (a measurement
+//              knob, default 0 = off) a unit cut across CTAs keeps no end
+//              piece shorter than N tokens (kernels/NOTES.md, v7);
 //     merge    within a CTA, a fully visible piece that continues (in
 //              tok_row) a fully visible segment of the same KV head and the
 //              same queries extends it: one partial instead of one per
@@ -60,6 +62,8 @@ extern "C" {
 #define PLAN_CC_COST 2.0     /* CUDA-core path, per token (fp16 -> fp32 and FMAs on CUDA cores) */
 #define PLAN_UNIT_COST 128.0 /* fixed cost of a unit, in token loads: Q load, merge and partial
 				write of a segment cost about two tiles (v6 sweep) */
+#define PLAN_SNAP_TOK 0       /* a unit cut across CTAs keeps no end piece shorter than this
+				 (tokens; 0: off) */
 #define PLAN_OPEN_SEGS 16    /* open segments a piece may merge into (per CTA) */
 #define PLAN_FUSE_TASKS 3.5  /* fused reduction up to this many (key, 4 heads) merges per CTA:
 				the CTAs that finish last merge most keys, with 8 warps each;
@@ -142,6 +146,7 @@ struct cuda_attn {
 				       unset: fused up to PLAN_FUSE_TASKS */
 	bool fuse = false;          /* this plan merges its partials in the fused kernel */
 	double row_cost = PLAN_ROW_COST, unit_cost = PLAN_UNIT_COST; /* DT_ATTN_ROW_COST, DT_ATTN_UNIT_COST */
+	int32_t snap_tok = PLAN_SNAP_TOK; /* DT_ATTN_SNAP */
 	int32_t n_bits = 0; /* uint2 visibility words of the masked segments */
 	std::vector<int64_t> e_moff;
 
@@ -238,6 +243,9 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 		a->row_cost = atof(rc);
 	if (uc && atof(uc) >= 0)
 		a->unit_cost = atof(uc);
+	const char *sn = getenv("DT_ATTN_SNAP");
+	if (sn && atoi(sn) >= 0)
+		a->snap_tok = atoi(sn);
 	memset(&a->st, 0, sizeof(a->st));
 	return a;
 }
@@ -376,6 +384,12 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 		}
 	};
 
+	struct piece {
+		int cta;
+		int32_t t0, t1;
+		bool full;
+	};
+	std::vector<piece> pcs;
 	for (int kvh = 0; kvh < hkv; kvh++) {
 		for (const plan_unit &u : units) {
 			const int32_t n = f->group_n_tokens[u.g];
@@ -385,23 +399,54 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 				cum += c;
 				continue;
 			}
-			int32_t p0 = 0;
-			int p_cta = -1;
-			bool p_full = false;
+			/* the unit's pieces: runs of tiles with the same CTA and visibility */
+			pcs.clear();
 			for (int32_t t0 = 0; t0 < n; t0 += ATTN_TILE) {
 				const int32_t t1 = std::min(n, t0 + ATTN_TILE);
 				const double c = u.w * (t1 - t0) + (t0 == 0 ? u.fixed : 0.0);
-				const int cta = cta_of(cum + 0.5 * c);
+				const int cta = std::max(cta_of(cum + 0.5 * c), pcs.empty() ? 0 : pcs.back().cta);
 				const bool full = !u.any_mask && t1 <= u.min_nvis;
-				if (t0 > 0 && (cta != p_cta || full != p_full)) {
-					add_piece(p_cta, kvh, u, p0, t0, p_full);
-					p0 = t0;
-				}
-				p_cta = cta;
-				p_full = full;
+				if (!pcs.empty() && pcs.back().cta == cta && pcs.back().full == full)
+					pcs.back().t1 = t1;
+				else
+					pcs.push_back({ cta, t0, t1, full });
 				cum += c;
 			}
-			add_piece(p_cta, kvh, u, p0, n, p_full);
+			/* snap: a unit cut across CTAs leaves no end piece of fewer than
+			 * snap_tok tokens; that piece joins its neighbour's CTA (its Q load,
+			 * merge and partial rows would cost more than its tokens) */
+			if (a->snap_tok > 0 && pcs.size() > 1) {
+				auto toks = [&](int c, size_t i0) {
+					int32_t t = 0;
+					for (size_t i = i0; i < pcs.size() && pcs[i].cta == c; i++)
+						t += pcs[i].t1 - pcs[i].t0;
+					return t;
+				};
+				const int c_first = pcs.front().cta, c_last = pcs.back().cta;
+				if (c_first != c_last && toks(c_first, 0) < a->snap_tok) {
+					size_t i = 0;
+					int c_next = c_first;
+					while (i < pcs.size() && pcs[i].cta == c_first)
+						i++;
+					c_next = pcs[i].cta;
+					for (size_t j = 0; j < i; j++)
+						pcs[j].cta = c_next;
+				}
+				const int c_first2 = pcs.front().cta;
+				size_t lb = pcs.size();
+				while (lb > 0 && pcs[lb - 1].cta == c_last)
+					lb--;
+				if (lb > 0 && c_first2 != c_last && toks(c_last, lb) < a->snap_tok)
+					for (size_t j = lb; j < pcs.size(); j++)
+						pcs[j].cta = pcs[lb - 1].cta;
+			}
+			for (size_t i = 0; i < pcs.size(); i++) {
+				if (i + 1 < pcs.size() && pcs[i + 1].cta == pcs[i].cta && pcs[i + 1].full == pcs[i].full) {
+					pcs[i + 1].t0 = pcs[i].t0;
+					continue;
+				}
+				add_piece(pcs[i].cta, kvh, u, pcs[i].t0, pcs[i].t1, pcs[i].full);
+			}
 		}
 	}
 	for (int c = cur_cta + 1; c <= n_cta; c++)

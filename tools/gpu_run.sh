@@ -14,7 +14,11 @@
 # committed attn_*.cu files: `git show HEAD:kernels/F > .devcarry/base/F`),
 # built into a second binary, run right after the bench: base.log.
 # Stage `exp` runs bench_attn $EXP_ARGS with the environment $EXP_ENV
-# (e.g. DT_ATTN_FUSE=0).  FULL=0 skips the informative full-tree build.
+# (e.g. DT_ATTN_FUSE=0).  Stage `sweep` runs the deft-flatten bench over
+# $CASES once per setting of SWEEP ("A=1 B=2;A=3", ';' between settings):
+# sweep.log, one line of flatten us per setting.  Stage `ncu`: NCU_CASES,
+# NCU_KERNEL (regex), NCU_COUNT, NCU_METRICS, NCU_SECTION override the
+# defaults.  FULL=0 skips the informative full-tree build.
 # The machine has no curses/readline headers (--disable-tui) and maybe no
 # jansson: then the carried .devcarry/debs are unpacked into /tmp/jroot.
 # Only what the attention needs is built (the CUDA library, a few engine
@@ -170,6 +174,21 @@ if has exp; then
 		echo "exit $?"
 	} >"$OUT/exp.log" 2>&1
 fi
+if has sweep; then
+	# SWEEP: environment settings separated by ';' (e.g. "DT_ATTN_SNAP=0;DT_ATTN_SNAP=65"),
+	# each one deft-flatten bench over $CASES; one line of flatten us per setting
+	W="--workloads $SRC/.devcarry/workloads"
+	{
+		stamp "sweep: ${SWEEP:-none}"
+		IFS=';' read -ra SW <<<"${SWEEP:-}"
+		for e in "${SW[@]}"; do
+			printf '%-40s ' "$e"
+			env $e timeout 100 ./bench_attn $W --cases "$CASES" --algos deft-flatten 2>&1 |
+				awk '/^case +U MiB/ {t=1; next} t && NF > 6 && $1 !~ /^\(/ {printf "%s %s | ", $1, $6} END {print ""}'
+		done
+		echo "exit $?"
+	} >"$OUT/sweep.log" 2>&1
+fi
 if has ncu; then
 	M=smsp__issue_active.avg.pct_of_peak_sustained_active
 	for r in barrier long_scoreboard short_scoreboard math_pipe_throttle mio_throttle wait \
@@ -178,19 +197,20 @@ if has ncu; then
 	done
 	M="$M,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active"
 	M="$M,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__cycles_active.avg"
+	M=${NCU_METRICS:-$M}
 	{
 		for c in ${NCU_CASES:-long32k-l3}; do
 			stamp "ncu $c"
-			timeout 100 ncu --clock-control none --kernel-name regex:attn_part_kernel --launch-skip 4 \
-				--launch-count 1 --metrics "$M" --section SpeedOfLight ${NCU_EXTRA:-} \
+			timeout 100 ncu --clock-control none --kernel-name ${NCU_KERNEL:-regex:attn_part_kernel} --launch-skip 4 \
+				--launch-count ${NCU_COUNT:-1} --metrics "$M" ${NCU_SECTION---section SpeedOfLight} ${NCU_EXTRA:-} \
 				./bench_attn --workloads "$SRC/.devcarry/workloads" --cases $c --algos deft-flatten \
-				--reps 10 --copies 4 2>&1 | grep -vE "^==PROF==" | grep -A150 "attn_part_kernel" | head -150
+				--reps 10 --copies 4 2>&1 | grep -vE "^==PROF==" | grep -A150 -E "attn_(part|reduce)_kernel" | head -150
 		done
 		echo "exit $?"
 	} >"$OUT/ncu.log" 2>&1
 fi
 stamp done
-for f in test memcheck racecheck exp bench; do
+for f in test memcheck racecheck exp sweep bench; do
 	[ -f "$OUT/$f.log" ] && { echo "---- $f"; grep -E "^not ok|exit |ERROR SUMMARY|RACECHECK SUMMARY|FAILED|^# " "$OUT/$f.log" | head -20; }
 done
 [ -f "$OUT/bench.log" ] && tail -${TAIL:-45} "$OUT/bench.log"
