@@ -189,6 +189,8 @@ struct attn_kparams {
 	const int32_t *red_slot;     /* the reduction lists (as attn_rparams) */
 	float *out;                  /* (n_queries, n_head, D) */
 	int32_t n_kv_head, fuse;
+	int32_t wg; /* warpgroup MMA (sm_90a builds): 0 off, 1 for 65-128-row segments, 2 also
+		       33-64, 3 every tensor-core segment (DT_ATTN_WG; kernels/NOTES.md) */
 };
 
 /* attn_deft_flatten.cu */

@@ -44,6 +44,7 @@ extern "C" {
 #include <math.h>
 
 #include "attn_common.cuh"
+#include "attn_wgmma.cuh"
 #include "cuda_common.h"
 
 // ---- configuration
@@ -55,6 +56,7 @@ template <int D> struct attn_cfg {
 	static constexpr int CH = D / 8;                       /* 16-byte chunks per K/V row */
 	static constexpr int NS = D == 128 ? 5 : 8;            /* stages: 128 / 112 KB in flight */
 	static constexpr int STAGE = 2 * ATTN_TILE * D;        /* elements: K tile then V tile */
+	static constexpr uint32_t PANEL = ATTN_TILE * 128;     /* bytes of one 64-dim panel of a tile */
 	static constexpr int MS = D + 4;                       /* merge row stride (floats): spreads banks */
 	static constexpr int MO_ROWS = 96;                     /* parked rows: (TS-1) x 16 x WR <= 96,
 								  CUDA-core path 8 x 4 */
@@ -65,14 +67,18 @@ template <int D> struct attn_cfg {
 	static constexpr size_t SMEM_SEG = 64 * sizeof(attn_seg); /* ATTN_SEG_CACHE descriptors */
 	static constexpr size_t SMEM_ROWS = (size_t)ATTN_ROW_RING * ATTN_TILE * 4;
 	static constexpr size_t SMEM = SMEM_KV + SMEM_MB + SMEM_MO + SMEM_ML + SMEM_SEG + SMEM_ROWS;
-	static_assert(SMEM <= 227 * 1024, "shared memory of one CTA");
+	static constexpr size_t SMEM_ALLOC = SMEM + 1024;      /* the stages start 1024-byte aligned */
+	static_assert(SMEM_ALLOC <= 227 * 1024, "shared memory of one CTA");
 	static_assert(SMEM_MO >= (ATTN_THREADS + 1) * 4, "the fused reduction's key list lives in mo");
 };
 
-/* Element offset of 16-byte chunk c of row r in a swizzled (rows, D) tile. */
+/* Element offset of 16-byte chunk c of row r in a (64 rows, D) tile: D/64
+ * panels of 64 rows x 128 bytes, chunk c & 7 of a panel row at (c & 7) ^ (r & 7)
+ * (the 128-byte swizzle that wgmma reads, attn_wgmma.cuh; ldmatrix reads it
+ * conflict free too). */
 template <int D> __device__ __forceinline__ int attn_sw(int r, int c)
 {
-	return r * D + ((c ^ (r & 7)) << 3);
+	return (c >> 3) * (ATTN_TILE * 64) + r * 64 + (((c & 7) ^ (r & 7)) << 3);
 }
 
 // ---- visibility bits
@@ -230,7 +236,7 @@ template <int D, typename T> struct attn_loader {
 				const int tk = r0 + i * (ATTN_THREADS / C::CH);
 				const bool ok = tk < nv;
 				const size_t off = ok ? (size_t)(uint32_t)rr[tk] * (D * sizeof(T)) : 0;
-				const uint32_t d = sdst + (uint32_t)(i * (ATTN_THREADS / C::CH) * D * 2);
+				const uint32_t d = sdst + (uint32_t)(i * (ATTN_THREADS / C::CH) * 128);
 				attn_cp_async16_u32(d, kcol + off, ok);
 				attn_cp_async16_u32(d + ATTN_TILE * D * 2, vcol + off, ok);
 			}
@@ -264,6 +270,8 @@ template <int D, typename T> struct attn_loader {
 	__device__ int next(const attn_kparams &p)
 	{
 		attn_cp_async_wait<C::NS - 2>();
+		if (ATTN_WGMMA && p.wg)
+			attn_fence_proxy_async(); /* the landed tile is read by wgmma (async proxy) */
 		__syncthreads();
 		issue(p);
 		return n_done++ % C::NS;
@@ -318,7 +326,7 @@ __device__ __forceinline__ const T *attn_qrow(const attn_kparams &p, const attn_
 
 // ---- tensor-core path
 
-template <int D, typename T, int WR>
+template <int D, typename T, int WR, bool WG = false>
 __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loader<D, T> &ld,
 			     float *mo, float *ml)
 {
@@ -328,12 +336,17 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 	constexpr int NT = NW / 8;                       /* S n-tiles */
 	constexpr int KS = D / 16;                       /* k-steps of Q K^T */
 	constexpr int DT = D / 8;                        /* O n-tiles */
-	constexpr uint32_t ROWB = D * 2;                 /* bytes per K/V row */
+	constexpr uint32_t ROWB = 128;                   /* bytes per row of a 64-dim panel */
+	constexpr uint32_t KVB = ATTN_TILE * D * 2;      /* bytes of the K tile (V follows) */
+	/* warpgroup path: WR 8 = two warpgroups of 64 rows over the whole tile; WR 4 = one
+	 * block of 64 rows, warpgroup g takes tokens 32 g .. 32 g + 31 (TS 2) */
+	static_assert(!WG || WR == 8 || WR == 4, "warpgroups: 8 row warps, or 4 row warps x 2 token warps");
 	const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	const int wr = warp % WR, ts = warp / WR;
 	const int g = lane >> 2, q4 = lane & 3;
 	const int n_rows = sg.ne * p.hpk;
-	const bool active = ts < TS && wr * 16 < n_rows;
+	/* wgmma is warpgroup-wide: a warpgroup (64 rows) runs if any of its rows is real */
+	const bool active = WG ? (WR == 8 ? (warp >> 2) * 64 : 0) < n_rows : ts < TS && wr * 16 < n_rows;
 	const int r_lo = wr * 16 + g, r_hi = r_lo + 8;
 	const int e_lo = r_lo / p.hpk, e_hi = r_hi / p.hpk;
 	const float sl2 = p.scale_log2;
@@ -349,7 +362,7 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 	for (int rr = 0; rr < 4; rr++) {
 		koff[rr] = (uint32_t)(tw0 + x7 + ((lane >> 4) << 3)) * ROWB +
 			   (uint32_t)(((2 * rr + ((lane >> 3) & 1)) ^ x7) << 4);
-		voff[rr] = (uint32_t)ATTN_TILE * ROWB + (uint32_t)(tw0 + x7 + (((lane >> 3) & 1) << 3)) * ROWB +
+		voff[rr] = KVB + (uint32_t)(tw0 + x7 + (((lane >> 3) & 1) << 3)) * ROWB +
 			   (uint32_t)(((2 * rr + (lane >> 4)) ^ x7) << 4);
 	}
 	const uint32_t kv_s0 = (uint32_t)__cvta_generic_to_shared(ld.kv_s);
@@ -386,14 +399,30 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 #pragma unroll
 		for (int j = 0; j < NT; j++)
 			s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+		if constexpr (WG) {
+			attn_wg_fence();
 #pragma unroll
-		for (int kk = 0; kk < KS; kk++) {
+			for (int kk = 0; kk < KS; kk++) {
+				const uint64_t dk =
+					attn_wg_desc(sb + tw0 * ROWB + (kk >> 2) * C::PANEL + (kk & 3) * 32, 16, 1024);
+				if constexpr (NT == 8)
+					attn_wg_m64n64<T>(s, qa[kk], dk, kk > 0, 0);
+				else
+					attn_wg_m64n32<T>(s, qa[kk], dk, kk > 0, 0);
+			}
+			attn_wg_commit();
+			attn_wg_wait0();
+		} else {
 #pragma unroll
-			for (int j = 0; j < NT; j += 2) {
-				uint32_t b0, b1, b2, b3;
-				attn_ldsm_x4(b0, b1, b2, b3, sb + koff[kk & 3] + (kk >> 2) * 128 + j * 8 * ROWB);
-				attn_mma<T>(s[j], qa[kk], b0, b1);
-				attn_mma<T>(s[j + 1], qa[kk], b2, b3);
+			for (int kk = 0; kk < KS; kk++) {
+#pragma unroll
+				for (int j = 0; j < NT; j += 2) {
+					uint32_t b0, b1, b2, b3;
+					attn_ldsm_x4(b0, b1, b2, b3,
+						     sb + koff[kk & 3] + (kk >> 2) * C::PANEL + j * 8 * ROWB);
+					attn_mma<T>(s[j], qa[kk], b0, b1);
+					attn_mma<T>(s[j + 1], qa[kk], b2, b3);
+				}
 			}
 		}
 
@@ -461,21 +490,43 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 		}
 
 		// O += P V
+		if constexpr (WG) {
+			uint32_t pa[NW / 16][4];
 #pragma unroll
-		for (int k2 = 0; k2 < NW / 16; k2++) {
-			const uint32_t pa[4] = {
-				attn_pack2<T>(s[2 * k2][0], s[2 * k2][1]),
-				attn_pack2<T>(s[2 * k2][2], s[2 * k2][3]),
-				attn_pack2<T>(s[2 * k2 + 1][0], s[2 * k2 + 1][1]),
-				attn_pack2<T>(s[2 * k2 + 1][2], s[2 * k2 + 1][3]),
-			};
+			for (int k2 = 0; k2 < NW / 16; k2++) {
+				pa[k2][0] = attn_pack2<T>(s[2 * k2][0], s[2 * k2][1]);
+				pa[k2][1] = attn_pack2<T>(s[2 * k2][2], s[2 * k2][3]);
+				pa[k2][2] = attn_pack2<T>(s[2 * k2 + 1][0], s[2 * k2 + 1][1]);
+				pa[k2][3] = attn_pack2<T>(s[2 * k2 + 1][2], s[2 * k2 + 1][3]);
+			}
+			attn_wg_fence();
 #pragma unroll
-			for (int dp = 0; dp < D / 16; dp++) {
-				uint32_t b0, b1, b2, b3;
-				attn_ldsm_x4_trans(b0, b1, b2, b3,
-						   sb + voff[dp & 3] + (dp >> 2) * 128 + k2 * 16 * ROWB);
-				attn_mma<T>(o[2 * dp], pa, b0, b1);
-				attn_mma<T>(o[2 * dp + 1], pa, b2, b3);
+			for (int k2 = 0; k2 < NW / 16; k2++) {
+				const uint64_t dv = attn_wg_desc(sb + KVB + (tw0 + k2 * 16) * ROWB, C::PANEL, 1024);
+				if constexpr (D == 128)
+					attn_wg_m64n128<T>(o, pa[k2], dv, 1, 1);
+				else
+					attn_wg_m64n64<T>(o, pa[k2], dv, 1, 1);
+			}
+			attn_wg_commit();
+			attn_wg_wait0();
+		} else {
+#pragma unroll
+			for (int k2 = 0; k2 < NW / 16; k2++) {
+				const uint32_t pa[4] = {
+					attn_pack2<T>(s[2 * k2][0], s[2 * k2][1]),
+					attn_pack2<T>(s[2 * k2][2], s[2 * k2][3]),
+					attn_pack2<T>(s[2 * k2 + 1][0], s[2 * k2 + 1][1]),
+					attn_pack2<T>(s[2 * k2 + 1][2], s[2 * k2 + 1][3]),
+				};
+#pragma unroll
+				for (int dp = 0; dp < D / 16; dp++) {
+					uint32_t b0, b1, b2, b3;
+					attn_ldsm_x4_trans(b0, b1, b2, b3,
+							   sb + voff[dp & 3] + (dp >> 2) * C::PANEL + k2 * 16 * ROWB);
+					attn_mma<T>(o[2 * dp], pa, b0, b1);
+					attn_mma<T>(o[2 * dp + 1], pa, b2, b3);
+				}
 			}
 		}
 	}
@@ -739,7 +790,10 @@ template <int D, typename T>
 __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_kparams p)
 {
 	using C = attn_cfg<D>;
-	extern __shared__ __align__(128) unsigned char attn_smem[];
+	extern __shared__ __align__(128) unsigned char attn_smem_raw[];
+	/* the K/V stages start 1024-byte aligned (the 128-byte swizzle repeats every 1024 bytes) */
+	unsigned char *attn_smem =
+		attn_smem_raw + ((1024u - ((uint32_t)__cvta_generic_to_shared(attn_smem_raw) & 1023u)) & 1023u);
 	T *kv_s = reinterpret_cast<T *>(attn_smem);
 	uint32_t *mb_s = reinterpret_cast<uint32_t *>(attn_smem + C::SMEM_KV);
 	float *mo = reinterpret_cast<float *>(attn_smem + C::SMEM_KV + C::SMEM_MB);
@@ -773,13 +827,22 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 			attn_seg_cc<D, T>(p, sg, ld, mo, ml);
 			break;
 		case ATTN_CLS_WR2:
-			attn_seg_mma<D, T, 2>(p, sg, ld, mo, ml);
+			if (ATTN_WGMMA && p.wg >= 3)
+				attn_seg_mma<D, T, 4, true>(p, sg, ld, mo, ml);
+			else
+				attn_seg_mma<D, T, 2>(p, sg, ld, mo, ml);
 			break;
 		case ATTN_CLS_WR4:
-			attn_seg_mma<D, T, 4>(p, sg, ld, mo, ml);
+			if (ATTN_WGMMA && p.wg >= 2)
+				attn_seg_mma<D, T, 4, true>(p, sg, ld, mo, ml);
+			else
+				attn_seg_mma<D, T, 4>(p, sg, ld, mo, ml);
 			break;
 		default:
-			attn_seg_mma<D, T, 8>(p, sg, ld, mo, ml);
+			if (ATTN_WGMMA && p.wg >= 1)
+				attn_seg_mma<D, T, 8, true>(p, sg, ld, mo, ml);
+			else
+				attn_seg_mma<D, T, 8>(p, sg, ld, mo, ml);
 			break;
 		}
 	}
@@ -820,10 +883,10 @@ static int attn_part_launch_t(const attn_kparams *p, int n_cta, cudaStream_t s, 
 	static bool attr_set = false;
 	if (!attr_set) {
 		CUDA_CHECK(cudaFuncSetAttribute(attn_part_kernel<D, T>,
-						cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM));
+						cudaFuncAttributeMaxDynamicSharedMemorySize, (int)C::SMEM_ALLOC));
 		attr_set = true;
 	}
-	attn_part_kernel<D, T><<<n_cta, ATTN_THREADS, C::SMEM, s>>>(*p);
+	attn_part_kernel<D, T><<<n_cta, ATTN_THREADS, C::SMEM_ALLOC, s>>>(*p);
 	CUDA_CHECK_LAUNCH();
 	return 0;
 }

@@ -64,6 +64,8 @@ extern "C" {
 				write of a segment cost about two tiles (v6 sweep) */
 #define PLAN_SNAP_TOK 0       /* a unit cut across CTAs keeps no end piece shorter than this
 				 (tokens; 0: off) */
+#define PLAN_WG 1             /* warpgroup MMA (sm_90a builds) for segments of 65-128 rows;
+				 2: also 33-64 rows, 3: all tensor-core segments, 0: mma.sync only */
 #define PLAN_OPEN_SEGS 16    /* open segments a piece may merge into (per CTA) */
 #define PLAN_FUSE_TASKS 3.5  /* fused reduction up to this many (key, 4 heads) merges per CTA:
 				the CTAs that finish last merge most keys, with 8 warps each;
@@ -147,6 +149,7 @@ struct cuda_attn {
 	bool fuse = false;          /* this plan merges its partials in the fused kernel */
 	double row_cost = PLAN_ROW_COST, unit_cost = PLAN_UNIT_COST; /* DT_ATTN_ROW_COST, DT_ATTN_UNIT_COST */
 	int32_t snap_tok = PLAN_SNAP_TOK; /* DT_ATTN_SNAP */
+	int32_t wg = PLAN_WG;             /* DT_ATTN_WG: warpgroup MMA level (attn_kparams.wg) */
 	int32_t n_bits = 0; /* uint2 visibility words of the masked segments */
 	std::vector<int64_t> e_moff;
 
@@ -243,6 +246,9 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 		a->row_cost = atof(rc);
 	if (uc && atof(uc) >= 0)
 		a->unit_cost = atof(uc);
+	const char *wg = getenv("DT_ATTN_WG");
+	if (wg && wg[0] >= '0' && wg[0] <= '3' && !wg[1])
+		a->wg = wg[0] - '0';
 	const char *sn = getenv("DT_ATTN_SNAP");
 	if (sn && atoi(sn) >= 0)
 		a->snap_tok = atoi(sn);
@@ -773,6 +779,7 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 		kp2.scale_log2 = scale * 1.4426950408889634f;
 		kp2.n_kv_head = a->p.n_kv_head;
 		kp2.fuse = a->fuse ? 1 : 0;
+		kp2.wg = a->wg;
 		if (a->fuse) {
 			kp2.cta_keys = dptr<int4>(a->d_cta_keys);
 			kp2.cta_key_off = dptr<int32_t>(a->d_cta_key_off);

@@ -113,9 +113,9 @@ if has build; then
 	} >>"$OUT/build.log" 2>&1
 	{
 		cd "$SRC/kernels" &&
-			nvcc -std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -I$B -I$SRC/src -I. -Xptxas -v \
+			nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a -I$B -I$SRC/src -I. -Xptxas -v \
 				-c attn_deft_flatten.cu -o /tmp/attn_df.o 2>&1 | grep -E "Compiling|registers|spill|smem"
-		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "HMMA" | sed 's/^/HMMA instructions: /'
+		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "HMMA|HGMMA" | sed "s/^/HMMA+HGMMA instructions: /"
 		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "LDGSTS" | sed 's/^/LDGSTS (cp.async) instructions: /'
 		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "LDSM" | sed 's/^/LDSM (ldmatrix) instructions: /'
 		cuobjdump --dump-sass /tmp/attn_df.o | grep -cE "\bLDL|\bSTL" | sed 's/^/local memory instructions: /'
