@@ -191,6 +191,10 @@ struct attn_kparams {
 	int32_t n_kv_head, fuse;
 	int32_t wg; /* warpgroup MMA (sm_90a builds): 0 off, 1 for 65-128-row segments, 2 also
 		       33-64, 3 every tensor-core segment (DT_ATTN_WG; kernels/NOTES.md) */
+	/* profile (cuda_attn_profile, else NULL): %globaltimer stamps, ns: prof[s] when a CTA
+	 * starts segment s; then per CTA c at prof[n_segs + 3 c ..]: start, segments done
+	 * (before the fused reduction), end; n_segs = cta_off[gridDim.x] */
+	unsigned long long *prof;
 };
 
 /* attn_deft_flatten.cu */

@@ -786,6 +786,13 @@ template <int D> __device__ void attn_finish(const attn_kparams &p, int *list)
 
 // ---- the kernel
 
+__device__ __forceinline__ unsigned long long attn_gtimer()
+{
+	unsigned long long t;
+	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+	return t;
+}
+
 template <int D, typename T>
 __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_kparams p)
 {
@@ -807,6 +814,9 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 	const int s0 = p.cta_off[blockIdx.x], s1 = p.cta_off[blockIdx.x + 1];
 	if (s0 >= s1)
 		return;
+	unsigned long long *prof_cta = p.prof ? p.prof + p.cta_off[gridDim.x] + 3 * blockIdx.x : nullptr;
+	if (prof_cta && threadIdx.x == 0)
+		prof_cta[0] = attn_gtimer();
 	{ /* the CTA's segment descriptors into shared memory */
 		const int n = min(s1 - s0, ATTN_SEG_CACHE) * 3;
 		const uint4 *src = reinterpret_cast<const uint4 *>(p.segs + s0);
@@ -822,6 +832,8 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 #pragma unroll 1
 	for (int s = s0; s < s1; s++) {
 		const attn_seg sg = attn_load_seg(p, s, segs_s, s0);
+		if (prof_cta && threadIdx.x == 0)
+			p.prof[s] = attn_gtimer();
 		switch (sg.cls) {
 		case ATTN_CLS_CC:
 			attn_seg_cc<D, T>(p, sg, ld, mo, ml);
@@ -847,8 +859,15 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 		}
 	}
 	attn_cp_async_wait<0>();
+	if (prof_cta && threadIdx.x == 0)
+		prof_cta[1] = attn_gtimer();
 	if (p.fuse)
 		attn_finish<D>(p, reinterpret_cast<int *>(mo));
+	if (prof_cta) {
+		__syncthreads();
+		if (threadIdx.x == 0)
+			prof_cta[2] = attn_gtimer();
+	}
 }
 
 // ---- visibility words of the masked segments (once per plan)

@@ -166,6 +166,7 @@ struct cuda_attn {
 	       seg_bits_cap = 0, red_cnt_cap = 0;
 
 	struct cuda_attn_stats st;
+	unsigned long long *prof = nullptr; /* set during cuda_attn_profile */
 };
 
 extern "C" struct cuda_attn_params cuda_attn_default_params(void)
@@ -780,6 +781,7 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 		kp2.n_kv_head = a->p.n_kv_head;
 		kp2.fuse = a->fuse ? 1 : 0;
 		kp2.wg = a->wg;
+		kp2.prof = a->prof;
 		if (a->fuse) {
 			kp2.cta_keys = dptr<int4>(a->d_cta_keys);
 			kp2.cta_key_off = dptr<int32_t>(a->d_cta_key_off);
@@ -804,4 +806,91 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 	rp.n_kv_head = a->p.n_kv_head;
 	rp.hpk = a->hpk;
 	return attn_reduce_launch(&rp, a->p.head_dim, 0, err);
+}
+
+// ---- profile: where the fused kernel's time goes
+
+extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, int32_t layer,
+				 int32_t copy, const void *q, float *out, struct cuda_attn_prof *pr,
+				 char *err)
+{
+	memset(pr, 0, sizeof(*pr));
+	if (!a->have_plan || a->algo == TREEPLAN_TREE_MASK)
+		return dt_err(err, "cuda attention profile: needs a plan of seq, deft-node or deft-flatten"),
+		       DT_ERR_ARG;
+	const int n_cta = a->n_cta_used;
+	const size_t n_seg = a->segs.size(), n = n_seg + 3 * (size_t)n_cta;
+	if (n_cta == 0)
+		return 0;
+	CUDA_CHECK(cudaDeviceSynchronize());
+	CUDA_CHECK(cudaMalloc(&a->prof, n * sizeof(unsigned long long)));
+	if (cudaMemset(a->prof, 0, n * sizeof(unsigned long long)) != cudaSuccess) {
+		cudaFree(a->prof);
+		a->prof = nullptr;
+		return dt_err(err, "cuda attention profile: %s", cudaGetErrorString(cudaGetLastError())),
+		       DT_ERR_DEVICE;
+	}
+	int rc = cuda_attn_run(a, kv, layer, copy, q, out, err);
+	std::vector<unsigned long long> t(n);
+	if (!rc && (cudaDeviceSynchronize() != cudaSuccess ||
+		    cudaMemcpy(t.data(), a->prof, n * sizeof(unsigned long long), cudaMemcpyDeviceToHost) !=
+			    cudaSuccess)) {
+		dt_err(err, "cuda attention profile: %s", cudaGetErrorString(cudaGetLastError()));
+		rc = DT_ERR_DEVICE;
+	}
+	cudaFree(a->prof);
+	a->prof = nullptr;
+	if (rc)
+		return rc;
+	const unsigned long long *ct = t.data() + n_seg;
+	unsigned long long t_lo = ~0ull, t_hi = 0;
+	double sum = 0, rsum = 0;
+	pr->n_cta = n_cta;
+	struct fit {
+		double n = 0, x = 0, y = 0, xx = 0, xy = 0;
+	} fits[4][2];
+	for (int c = 0; c < n_cta; c++) {
+		const unsigned long long t0 = ct[3 * c], t1 = ct[3 * c + 1], t2 = ct[3 * c + 2];
+		if (t0 == 0 || t2 < t0)
+			continue; /* a CTA without work */
+		t_lo = std::min(t_lo, t0);
+		t_hi = std::max(t_hi, t2);
+		const double us = (t2 - t0) * 1e-3, rus = (t2 - t1) * 1e-3;
+		pr->cta_max_us = std::max(pr->cta_max_us, us);
+		pr->red_max_us = std::max(pr->red_max_us, rus);
+		sum += us;
+		rsum += rus;
+		for (int32_t i = a->cta_off[c]; i < a->cta_off[c + 1]; i++) {
+			const attn_seg &sg = a->segs[i];
+			const unsigned long long e = i + 1 < a->cta_off[c + 1] ? t[i + 1] : t1;
+			const double y = e > t[i] ? (e - t[i]) * 1e-3 : 0.0;
+			const double x = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
+			const int k = sg.cls == ATTN_CLS_CC ? 0 : sg.cls - 1, m = sg.gtok0 >= 0;
+			cuda_attn_prof_class &pc = pr->cls[k][m];
+			pc.n_seg++;
+			pc.n_tiles += (int64_t)x;
+			pc.us += y;
+			fit &f = fits[k][m];
+			f.n += 1;
+			f.x += x;
+			f.y += y;
+			f.xx += x * x;
+			f.xy += x * y;
+		}
+	}
+	pr->span_us = t_hi > t_lo ? (t_hi - t_lo) * 1e-3 : 0.0;
+	pr->cta_mean_us = sum / n_cta;
+	pr->red_mean_us = rsum / n_cta;
+	pr->model_max = a->st.cost_max;
+	pr->model_mean = a->st.cost_mean * a->n_cta / n_cta;
+	for (int k = 0; k < 4; k++)
+		for (int m = 0; m < 2; m++) {
+			const fit &f = fits[k][m];
+			const double den = f.n * f.xx - f.x * f.x;
+			if (f.n < 2 || den <= 0)
+				continue;
+			pr->cls[k][m].us_per_tile = (f.n * f.xy - f.x * f.y) / den;
+			pr->cls[k][m].us_fixed = (f.y - pr->cls[k][m].us_per_tile * f.x) / f.n;
+		}
+	return 0;
 }

@@ -166,6 +166,30 @@ int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int32_t layer, 
 		  const void *q, float *out, char *err);
 void cuda_attn_get_stats(const struct cuda_attn *a, struct cuda_attn_stats *st);
 
+/* Where the fused kernel's time goes (seq, deft-node, deft-flatten): one run
+ * with %globaltimer stamps per CTA and per segment (the stamps cost little;
+ * the run is a normal one, out is written).  A segment's time is from its
+ * start to the next segment's (or the CTA's last segment end); the classes
+ * are the tensor-core row classes (<= 32, <= 64, <= 128 rows) and the
+ * CUDA-core path, each split into fully visible and masked segments; per
+ * class a least-squares line us = per_tile x tiles + fixed. */
+struct cuda_attn_prof_class {
+	int32_t n_seg;
+	int64_t n_tiles;               /* 64-token tiles */
+	double us;                     /* total segment time, all CTAs */
+	double us_per_tile, us_fixed;  /* the fitted line (0 when fewer than 2 segments) */
+};
+struct cuda_attn_prof {
+	int32_t n_cta;
+	double span_us;           /* first CTA start to last CTA end */
+	double cta_max_us, cta_mean_us; /* per CTA: start to end */
+	double red_max_us, red_mean_us; /* per CTA: the fused reduction at the end */
+	double model_max, model_mean;   /* the plan's cost model: busiest / average CTA */
+	struct cuda_attn_prof_class cls[4][2]; /* [CC, <=32, <=64, <=128 rows][full, masked] */
+};
+int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, int32_t layer, int32_t copy,
+		      const void *q, float *out, struct cuda_attn_prof *pr, char *err);
+
 // ---- bench utilities (kernels/bench_util.cu)
 /* Device-to-device copy of `bytes`: bytes read + written per second (median of reps). */
 int cuda_bench_copy_bw(size_t bytes, int reps, double *bytes_per_s, char *err);

@@ -432,6 +432,7 @@ static int ba_copies = 0;   /* KV copies (0: enough to cover BA_L2_MULT x L2) */
 static int ba_reps = 0;     /* timed repetitions (0: by the time budget) */
 static int ba_split = -1;   /* work-list split (-1: by algorithm) */
 static int ba_merge = -1;   /* merging (-1: default) */
+static bool ba_prof;        /* --prof: where the fused kernel's time goes (cuda_attn_profile) */
 
 // ---- timing one algorithm
 
@@ -456,6 +457,8 @@ struct ba_result {
 	struct treeplan_io io;
 	struct cuda_attn_stats st;
 	double agree; /* relative L2 difference to seq's output */
+	bool have_prof;
+	struct cuda_attn_prof prof;
 	char err[DT_ERR_LEN];
 };
 
@@ -516,6 +519,11 @@ static int ba_run_algo(const struct ba_case *c, struct ba_tree *bt, int algo, en
 	double est = (dt_now_s() - t0) / 2;
 	int reps = ba_reps > 0 ? ba_reps : (int)DT_MIN(200.0, DT_MAX(10.0, BA_TIME_BUDGET / DT_MAX(est, 1e-6)));
 	rc = rc ? rc : cuda_bench_time(ba_step, ctx, 3, reps, &res->tm, err);
+	if (!rc && ba_prof && algo != TREEPLAN_TREE_MASK) {
+		const int copy = reps % ctx->n_copies;
+		rc = cuda_attn_profile(at, ctx->kv, 0, copy, ctx->q[copy], ctx->out, &res->prof, err);
+		res->have_prof = !rc;
+	}
 	size_t nout = (size_t)bt->nq * c->hq * c->d;
 	rc = rc ? rc : cuda_fill_nan(ctx->out, nout, err);
 	rc = rc ? rc : ba_step(ctx, 0, err);
@@ -543,6 +551,47 @@ static json_t *ba_io_json(const struct treeplan_io *io)
 			 (json_int_t)io->total);
 }
 
+/* --prof: indented lines under the case's table line (the final table has none) */
+static const char *const ba_cls_name[4] = { "cc", "r32", "r64", "r128" };
+
+static void ba_print_prof(const char *algo, const struct cuda_attn_prof *p)
+{
+	const double model = p->model_max > 0 ? p->model_mean / p->model_max : 0;
+	printf("    prof %s: %d CTAs, span %.1f us, CTA busy max %.1f mean %.1f us (balance %.2f, "
+	       "model %.2f), fused reduction max %.1f mean %.1f us\n",
+	       algo, p->n_cta, p->span_us, p->cta_max_us, p->cta_mean_us,
+	       p->cta_max_us > 0 ? p->cta_mean_us / p->cta_max_us : 0.0, model, p->red_max_us, p->red_mean_us);
+	for (int k = 0; k < 4; k++)
+		for (int m = 0; m < 2; m++) {
+			const struct cuda_attn_prof_class *c = &p->cls[k][m];
+			if (c->n_seg == 0)
+				continue;
+			printf("    prof   %-4s %-6s %6d segs %8lld tiles %9.1f us (%.3f us/tile); fit %.3f us/tile "
+			       "+ %.2f us/seg\n",
+			       ba_cls_name[k], m ? "masked" : "full", c->n_seg, (long long)c->n_tiles, c->us,
+			       c->n_tiles > 0 ? c->us / c->n_tiles : 0.0, c->us_per_tile, c->us_fixed);
+		}
+}
+
+static json_t *ba_prof_json(const struct cuda_attn_prof *p)
+{
+	json_t *jc = json_array();
+	for (int k = 0; k < 4; k++)
+		for (int m = 0; m < 2; m++) {
+			const struct cuda_attn_prof_class *c = &p->cls[k][m];
+			if (c->n_seg)
+				json_array_append_new(jc, json_pack("{s:s,s:b,s:i,s:I,s:f,s:f,s:f}", "class",
+								    ba_cls_name[k], "masked", m, "segments",
+								    c->n_seg, "tiles", (json_int_t)c->n_tiles,
+								    "us", c->us, "fit_us_per_tile",
+								    c->us_per_tile, "fit_us_fixed", c->us_fixed));
+		}
+	return json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:o}", "ctas", p->n_cta, "span_us", p->span_us,
+			 "cta_max_us", p->cta_max_us, "cta_mean_us", p->cta_mean_us, "red_max_us",
+			 p->red_max_us, "red_mean_us", p->red_mean_us, "model_max", p->model_max,
+			 "model_mean", p->model_mean, "classes", jc);
+}
+
 static void ba_usage(FILE *f)
 {
 	fprintf(f,
@@ -561,6 +610,9 @@ static void ba_usage(FILE *f)
 		"  --cc N            rows up to which the CUDA-core path runs (0..4, default 4)\n"
 		"  --split 0|1 --merge 0|1   work-list options of the fused kernel\n"
 		"  --reps N          timed repetitions (default: 0.25 s worth, 10..200)\n"
+		"  --prof            after the timing, one run of each fused-kernel algorithm with\n"
+		"                    timestamps: CTA balance against the cost model, time per tile\n"
+		"                    and per segment of each row class\n"
 		"  --list            print the cases and exit\n");
 }
 
@@ -574,6 +626,7 @@ int bench_attn_main(int argc, char **argv)
 		{ "algos", required_argument, NULL, 'a' }, { "copies", required_argument, NULL, 'C' },
 		{ "cc", required_argument, NULL, 'r' },    { "reps", required_argument, NULL, 'R' },
 		{ "split", required_argument, NULL, 'S' }, { "merge", required_argument, NULL, 'M' },
+		{ "prof", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cases = NULL, *json_path = NULL, *peer = NULL, *wdir = NULL;
@@ -583,7 +636,7 @@ int bench_attn_main(int argc, char **argv)
 	bool run_algo[TREEPLAN_N_ALGO] = { true, true, true, true };
 	int o;
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "c:j:p:w:t:b:lha:C:r:R:S:M:", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:j:p:w:t:b:lha:C:r:R:S:M:P", opts, NULL)) != -1) {
 		switch (o) {
 		case 'a': {
 			char *dup = xstrdup(optarg), *save = NULL;
@@ -607,6 +660,7 @@ int bench_attn_main(int argc, char **argv)
 		case 'R': ba_reps = atoi(optarg); break;
 		case 'S': ba_split = atoi(optarg); break;
 		case 'M': ba_merge = atoi(optarg); break;
+		case 'P': ba_prof = true; break;
 		case 'c': cases = optarg; break;
 		case 'j': json_path = optarg; break;
 		case 'p': peer = optarg; break;
@@ -782,6 +836,9 @@ int bench_attn_main(int argc, char **argv)
 		snprintf(line + n, sizeof(line) - n, "  %.0e", worst_agree);
 		snprintf(lines[ci], sizeof(lines[ci]), "%.511s", line);
 		printf("%s\n", line);
+		for (int a = 0; a < TREEPLAN_N_ALGO; a++)
+			if (res[a].have_prof)
+				ba_print_prof(treeplan_algo_name((enum treeplan_algo)a), &res[a].prof);
 		fflush(stdout);
 
 		// JSON
@@ -810,6 +867,8 @@ int bench_attn_main(int argc, char **argv)
 				r->st.n_segments, "cc_segments", r->st.n_cc_segments, "slots", r->st.n_slots,
 				"ctas", r->st.n_cta_used, "cost_max", r->st.cost_max, "cost_mean", r->st.cost_mean,
 				"plan_upload_bytes", (json_int_t)r->st.upload_bytes, "plan_build_s", r->st.build_s);
+			if (r->have_prof)
+				json_object_set_new(jr, "prof", ba_prof_json(&r->prof));
 			json_object_set_new(ja, treeplan_algo_name((enum treeplan_algo)a), jr);
 		}
 		json_object_set_new(jc, "algos", ja);
