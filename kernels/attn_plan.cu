@@ -48,6 +48,7 @@ extern "C" {
 
 #include <algorithm>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vector>
@@ -149,6 +150,8 @@ struct cuda_attn {
 	bool fuse = false;          /* this plan merges its partials in the fused kernel */
 	double row_cost = PLAN_ROW_COST, unit_cost = PLAN_UNIT_COST; /* DT_ATTN_ROW_COST, DT_ATTN_UNIT_COST */
 	int32_t snap_tok = PLAN_SNAP_TOK; /* DT_ATTN_SNAP */
+	double cls_cost[3] = { 0, 0, 0 }; /* DT_ATTN_CLS_COST=w32,w64,w128: per-token cost of the
+					     <= 32 / 64 / 128-row classes (0: the row_cost rule) */
 	int32_t wg = PLAN_WG;             /* DT_ATTN_WG: warpgroup MMA level (attn_kparams.wg) */
 	int32_t n_bits = 0; /* uint2 visibility words of the masked segments */
 	std::vector<int64_t> e_moff;
@@ -247,6 +250,9 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 		a->row_cost = atof(rc);
 	if (uc && atof(uc) >= 0)
 		a->unit_cost = atof(uc);
+	const char *cc = getenv("DT_ATTN_CLS_COST");
+	if (cc && sscanf(cc, "%lf,%lf,%lf", &a->cls_cost[0], &a->cls_cost[1], &a->cls_cost[2]) != 3)
+		a->cls_cost[0] = a->cls_cost[1] = a->cls_cost[2] = 0;
 	const char *wg = getenv("DT_ATTN_WG");
 	if (wg && wg[0] >= '0' && wg[0] <= '3' && !wg[1])
 		a->wg = wg[0] - '0';
@@ -291,6 +297,16 @@ static int plan_cls(int rows, int cc_max)
 	return rows <= 32 ? ATTN_CLS_WR2 : rows <= 64 ? ATTN_CLS_WR4 : ATTN_CLS_WR8;
 }
 
+/* Cost of one token of a segment of this class and row count, in token loads. */
+static double plan_tok_cost(const struct cuda_attn *a, int cls, int rows)
+{
+	if (cls == ATTN_CLS_CC)
+		return PLAN_CC_COST;
+	if (a->cls_cost[cls - ATTN_CLS_WR2] > 0)
+		return a->cls_cost[cls - ATTN_CLS_WR2];
+	return std::max(1.0, a->row_cost * ((rows + 15) / 16 * 16));
+}
+
 static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bool split, bool merge)
 {
 	const int hpk = a->hpk, hkv = a->p.n_kv_head, n_cta = a->n_cta;
@@ -314,8 +330,7 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 			u.ne = e1 - u.e0;
 			u.rows = u.ne * hpk;
 			u.cls = plan_cls(u.rows, a->p.cc_max_rows);
-			const int rows16 = (u.rows + 15) / 16 * 16;
-			u.w = u.cls == ATTN_CLS_CC ? PLAN_CC_COST : std::max(1.0, a->row_cost * rows16);
+			u.w = plan_tok_cost(a, u.cls, u.rows);
 			u.fixed = a->unit_cost + 0.5 * u.rows;
 			u.any_mask = false;
 			u.min_nvis = INT32_MAX;
@@ -477,8 +492,7 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 				a->n_bits += (s.n_tok + ATTN_TILE - 1) / ATTN_TILE * s.ne;
 				a->masked.push_back(i);
 			}
-			const int rows16 = (s.ne * hpk + 15) / 16 * 16;
-			const double w = s.cls == ATTN_CLS_CC ? PLAN_CC_COST : std::max(1.0, a->row_cost * rows16);
+			const double w = plan_tok_cost(a, s.cls, s.ne * hpk);
 			cta_cost[c] += a->unit_cost + 0.5 * s.ne * hpk + w * s.n_tok;
 			a->st.n_cc_segments += s.cls == ATTN_CLS_CC;
 			a->st.kv_bytes += (uint64_t)s.n_tok * a->p.head_dim * 2 * 2;
