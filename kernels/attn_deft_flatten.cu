@@ -400,6 +400,7 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 		for (int j = 0; j < NT; j++)
 			s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
 		if constexpr (WG) {
+			attn_wg_pin(s);
 			attn_wg_fence();
 #pragma unroll
 			for (int kk = 0; kk < KS; kk++) {
@@ -412,6 +413,7 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 			}
 			attn_wg_commit();
 			attn_wg_wait0();
+			attn_wg_pin(s);
 		} else {
 #pragma unroll
 			for (int kk = 0; kk < KS; kk++) {
@@ -499,6 +501,7 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 				pa[k2][2] = attn_pack2<T>(s[2 * k2 + 1][0], s[2 * k2 + 1][1]);
 				pa[k2][3] = attn_pack2<T>(s[2 * k2 + 1][2], s[2 * k2 + 1][3]);
 			}
+			attn_wg_pin(o);
 			attn_wg_fence();
 #pragma unroll
 			for (int k2 = 0; k2 < NW / 16; k2++) {
@@ -510,6 +513,7 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 			}
 			attn_wg_commit();
 			attn_wg_wait0();
+			attn_wg_pin(o);
 		} else {
 #pragma unroll
 			for (int k2 = 0; k2 < NW / 16; k2++) {

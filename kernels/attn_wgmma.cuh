@@ -40,6 +40,18 @@ __device__ __forceinline__ uint64_t attn_wg_desc(uint32_t saddr, uint32_t lbo, u
 	       ((uint64_t)((sbo >> 4) & 0x3fffu) << 32) | (1ull << 62);
 }
 
+/* Pins an accumulator's registers at this point of the program (no
+ * instruction): reads of d after attn_wg_wait0 cannot be moved above it, and
+ * writes before attn_wg_fence cannot sink below the wgmma that reads them
+ * (CUTLASS's warpgroup_fence_operand). */
+template <int N>
+__device__ __forceinline__ void attn_wg_pin(float (&d)[N][4])
+{
+#pragma unroll
+	for (int i = 0; i < N; i++)
+		asm volatile("" : "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])::"memory");
+}
+
 #if ATTN_WGMMA
 
 __device__ __forceinline__ void attn_wg_fence()
