@@ -67,6 +67,8 @@ extern "C" {
 				 (tokens; 0: off) */
 #define PLAN_WG 1             /* warpgroup MMA (sm_90a builds) for segments of 65-128 rows;
 				 2: also 33-64 rows, 3: all tensor-core segments, 0: mma.sync only */
+#define PLAN_BALANCE 1.03     /* after the split, move work from the busiest CTA until it is
+				 within this factor of the mean model cost (0: off; v10) */
 #define PLAN_OPEN_SEGS 16    /* open segments a piece may merge into (per CTA) */
 #define PLAN_FUSE_TASKS 3.5  /* fused reduction up to this many (key, 4 heads) merges per CTA:
 				the CTAs that finish last merge most keys, with 8 warps each;
@@ -150,6 +152,7 @@ struct cuda_attn {
 	bool fuse = false;          /* this plan merges its partials in the fused kernel */
 	double row_cost = PLAN_ROW_COST, unit_cost = PLAN_UNIT_COST; /* DT_ATTN_ROW_COST, DT_ATTN_UNIT_COST */
 	int32_t snap_tok = PLAN_SNAP_TOK; /* DT_ATTN_SNAP */
+	double balance = PLAN_BALANCE;     /* DT_ATTN_BALANCE */
 	double cls_cost[3] = { 0, 0, 0 }; /* DT_ATTN_CLS_COST=w32,w64,w128: per-token cost of the
 					     <= 32 / 64 / 128-row classes (0: the row_cost rule) */
 	int32_t wg = PLAN_WG;             /* DT_ATTN_WG: warpgroup MMA level (attn_kparams.wg) */
@@ -250,6 +253,9 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 		a->row_cost = atof(rc);
 	if (uc && atof(uc) >= 0)
 		a->unit_cost = atof(uc);
+	const char *bl = getenv("DT_ATTN_BALANCE");
+	if (bl && (atof(bl) == 0 || atof(bl) >= 1))
+		a->balance = atof(bl);
 	const char *cc = getenv("DT_ATTN_CLS_COST");
 	if (cc && sscanf(cc, "%lf,%lf,%lf", &a->cls_cost[0], &a->cls_cost[1], &a->cls_cost[2]) != 3)
 		a->cls_cost[0] = a->cls_cost[1] = a->cls_cost[2] = 0;
@@ -305,6 +311,84 @@ static double plan_tok_cost(const struct cuda_attn *a, int cls, int rows)
 	if (a->cls_cost[cls - ATTN_CLS_WR2] > 0)
 		return a->cls_cost[cls - ATTN_CLS_WR2];
 	return std::max(1.0, a->row_cost * ((rows + 15) / 16 * 16));
+}
+
+/* Model cost of a segment (token loads): fixed part and per token. */
+static double plan_seg_fixed(const struct cuda_attn *a, const attn_seg &s)
+{
+	return a->unit_cost + 0.5 * s.ne * a->hpk;
+}
+
+/* The split charges a unit's fixed cost to its first tile, but a piece that
+ * merges into an open segment pays none and a unit cut across CTAs pays it
+ * twice, so the CTAs' model costs after merging are not even (v10 profile:
+ * the model's busiest CTA 1.1-1.8x its mean, the measured 1.2-1.7x, and the
+ * two go together).  Moves work from the busiest CTA to the idlest until the
+ * busiest is within a->balance of the mean: the busiest CTA's last segment
+ * whole when it fits, else its last tiles as a new segment (a full segment
+ * stays full, a masked one keeps its group offset; every segment has its own
+ * partial slots, so the result is as exact). */
+static void plan_rebalance(struct cuda_attn *a)
+{
+	const int n_cta = a->n_cta;
+	std::vector<std::vector<attn_seg>> per(n_cta);
+	std::vector<double> load(n_cta, 0.0);
+	double total = 0;
+	for (int c = 0; c < n_cta; c++) {
+		per[c].assign(a->segs.begin() + a->cta_off[c], a->segs.begin() + a->cta_off[c + 1]);
+		for (const attn_seg &sg : per[c])
+			load[c] += plan_seg_fixed(a, sg) + plan_tok_cost(a, sg.cls, sg.ne * a->hpk) * sg.n_tok;
+		total += load[c];
+	}
+	const double mean = total / n_cta, limit = a->balance * mean;
+	bool moved = false;
+	for (int it = 0; it < 8 * n_cta; it++) {
+		int M = 0, m = 0;
+		for (int c = 1; c < n_cta; c++) {
+			if (load[c] > load[M])
+				M = c;
+			if (load[c] < load[m])
+				m = c;
+		}
+		if (load[M] <= limit || per[M].empty())
+			break;
+		attn_seg &sg = per[M].back();
+		const double w = plan_tok_cost(a, sg.cls, sg.ne * a->hpk), fixed = plan_seg_fixed(a, sg);
+		const double cs = fixed + w * sg.n_tok;
+		const double want = std::min(load[M] - mean, mean - load[m]); /* cost to move */
+		if (cs <= want) {
+			per[m].push_back(sg);
+			per[M].pop_back();
+			load[M] -= cs;
+			load[m] += cs;
+			moved = true;
+			continue;
+		}
+		/* the last k tiles, as much as fits in want with a fixed cost of its own */
+		const int32_t n_t = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
+		const int32_t k = (int32_t)std::min<double>(n_t - 1, std::floor((want - fixed) / (w * ATTN_TILE)));
+		if (k < 1)
+			break; /* nothing movable makes the busiest CTA lighter */
+		const int32_t head = (n_t - k) * ATTN_TILE;
+		attn_seg tail = sg;
+		tail.tok_off = sg.tok_off + head;
+		tail.n_tok = sg.n_tok - head;
+		if (sg.gtok0 >= 0)
+			tail.gtok0 = sg.gtok0 + head;
+		sg.n_tok = head;
+		load[M] -= w * tail.n_tok;
+		load[m] += fixed + w * tail.n_tok;
+		per[m].push_back(tail);
+		moved = true;
+	}
+	if (!moved)
+		return;
+	a->segs.clear();
+	for (int c = 0; c < n_cta; c++) {
+		a->cta_off[c] = (int32_t)a->segs.size();
+		a->segs.insert(a->segs.end(), per[c].begin(), per[c].end());
+	}
+	a->cta_off[n_cta] = (int32_t)a->segs.size();
 }
 
 static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bool split, bool merge)
@@ -473,6 +557,8 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 	}
 	for (int c = cur_cta + 1; c <= n_cta; c++)
 		a->cta_off[c] = (int32_t)a->segs.size();
+	if (split && a->balance > 0)
+		plan_rebalance(a);
 
 	// slots, reduction lists, statistics
 	int32_t slot = 0;
