@@ -367,8 +367,16 @@ static void plan_rebalance(struct cuda_attn *a)
 		/* the last k tiles, as much as fits in want with a fixed cost of its own */
 		const int32_t n_t = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
 		const int32_t k = (int32_t)std::min<double>(n_t - 1, std::floor((want - fixed) / (w * ATTN_TILE)));
-		if (k < 1)
-			break; /* nothing movable makes the busiest CTA lighter */
+		if (k < 1) {
+			if (load[m] + cs >= load[M])
+				break; /* nothing movable makes the busiest CTA lighter */
+			per[m].push_back(sg); /* whole, past want, still below the busiest */
+			per[M].pop_back();
+			load[M] -= cs;
+			load[m] += cs;
+			moved = true;
+			continue;
+		}
 		const int32_t head = (n_t - k) * ATTN_TILE;
 		attn_seg tail = sg;
 		tail.tok_off = sg.tok_off + head;
