@@ -67,8 +67,9 @@ extern "C" {
 				 (tokens; 0: off) */
 #define PLAN_WG 1             /* warpgroup MMA (sm_90a builds) for segments of 65-128 rows;
 				 2: also 33-64 rows, 3: all tensor-core segments, 0: mma.sync only */
-#define PLAN_BALANCE 1.03     /* after the split, move work from the busiest CTA until it is
-				 within this factor of the mean model cost (0: off; v10) */
+#define PLAN_BALANCE 0        /* after the split, move work from the busiest CTA until it is
+				 within this factor of the mean model cost (0: off; v10: off
+				 by default until measured on a GPU, DT_ATTN_BALANCE=1.03) */
 #define PLAN_OPEN_SEGS 16    /* open segments a piece may merge into (per CTA) */
 #define PLAN_FUSE_TASKS 3.5  /* fused reduction up to this many (key, 4 heads) merges per CTA:
 				the CTAs that finish last merge most keys, with 8 warps each;

@@ -255,7 +255,8 @@ static double tolerance(int algo, enum cuda_dtype dt)
 
 /* One random case: all four algorithms against the reference. */
 static void run_case(int ci, enum shape_kind kind, struct shape sh, int32_t ps, int32_t block, int32_t tile,
-		     enum cuda_dtype dt, int32_t n_cta, int32_t cc, int32_t merge, float qscale, int wg)
+		     enum cuda_dtype dt, int32_t n_cta, int32_t cc, int32_t merge, float qscale, int wg,
+		     int balance)
 {
 	char err[DT_ERR_LEN];
 	struct kvpool_params kp = kvpool_default_params();
@@ -316,8 +317,10 @@ static void run_case(int ci, enum shape_kind kind, struct shape sh, int32_t ps, 
 		ap.merge = merge;
 		char wgs[2] = { (char)('0' + wg), 0 }; /* warpgroup MMA level (attn_plan.cu) */
 		setenv("DT_ATTN_WG", wgs, 1);
+		setenv("DT_ATTN_BALANCE", balance ? "1.03" : "0", 1); /* the rebalance after the split */
 		struct cuda_attn *at = rc ? NULL : cuda_attn_new(&ap, err);
 		unsetenv("DT_ATTN_WG");
+		unsetenv("DT_ATTN_BALANCE");
 		if (!rc && !at)
 			rc = -1;
 		rc = rc ? rc : cuda_attn_set_plan(at, treeplan_flat(pl), a, err);
@@ -333,10 +336,10 @@ static void run_case(int ci, enum shape_kind kind, struct shape sh, int32_t ps, 
 			memset(&st, 0, sizeof(st));
 		double tol = tolerance(a, dt);
 		ok(rc == 0 && e.finite && e.rel <= tol,
-		   "case %d %s %s %s: %d/%d heads x %d, page %d block %d tile %d, ctas %d cc %d merge %d wg %d, "
+		   "case %d %s %s %s: %d/%d heads x %d, page %d block %d tile %d, ctas %d cc %d merge %d wg %d balance %d, "
 		   "q x%.0f, %d tokens, %d queries, %d segments (%d cc): rel err %.2e <= %.0e, all finite %s",
 		   ci, shape_names[kind], treeplan_algo_name((enum treeplan_algo)a), cuda_dtype_name(dt), sh.hq,
-		   sh.hkv, sh.d, ps, block, tile, n_cta, cc, merge, wg, qscale, (int)ts.stored_tokens, nq,
+		   sh.hkv, sh.d, ps, block, tile, n_cta, cc, merge, wg, balance, qscale, (int)ts.stored_tokens, nq,
 		   st.n_segments, st.n_cc_segments, e.rel, tol, rc ? err : (e.finite ? "yes" : "NO"));
 		cuda_attn_free(at);
 		treeplan_free(pl);
@@ -366,10 +369,11 @@ static void test_random_cases(void)
 				sh = shapes[2 + rand() % 2];
 			int32_t hpk = sh.hq / sh.hkv;
 			int32_t tiles[] = { 3, 64, DT_MAX(1, 128 / hpk) };
-			const int wg = ci % 4; /* every warpgroup MMA level in turn */
+			const int wg = ci % 4;              /* every warpgroup MMA level in turn */
+			const int balance = (ci / 4) % 2; /* with and without the rebalance */
 			run_case(ci++, (enum shape_kind)kind, sh, pages[rand() % 4], blocks[rand() % 4],
 				 tiles[rand() % 3], rand() % 2 ? CUDA_DT_BF16 : CUDA_DT_F16, ctas[rand() % 3],
-				 rand() % 3 ? 4 : 0, rand() % 4 ? 1 : 0, rand() % 3 ? 1.0f : 8.0f, wg);
+				 rand() % 3 ? 4 : 0, rand() % 4 ? 1 : 0, rand() % 3 ? 1.0f : 8.0f, wg, balance);
 		}
 	}
 }
