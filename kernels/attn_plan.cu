@@ -314,10 +314,18 @@ static double plan_tok_cost(const struct cuda_attn *a, int cls, int rows)
 	return std::max(1.0, a->row_cost * ((rows + 15) / 16 * 16));
 }
 
-/* Model cost of a segment (token loads): fixed part and per token. */
-static double plan_seg_fixed(const struct cuda_attn *a, const attn_seg &s)
+/* Fixed model cost of a unit or segment of this many rows (Q load, merge,
+ * partial write), in token loads. */
+static double plan_fixed_cost(const struct cuda_attn *a, int rows)
 {
-	return a->unit_cost + 0.5 * s.ne * a->hpk;
+	return a->unit_cost + 0.5 * rows;
+}
+
+/* Model cost of a segment, in token loads. */
+static double plan_seg_cost(const struct cuda_attn *a, const attn_seg &s)
+{
+	const int rows = s.ne * a->hpk;
+	return plan_fixed_cost(a, rows) + plan_tok_cost(a, s.cls, rows) * s.n_tok;
 }
 
 /* The split charges a unit's fixed cost to its first tile, but a piece that
@@ -338,7 +346,7 @@ static void plan_rebalance(struct cuda_attn *a)
 	for (int c = 0; c < n_cta; c++) {
 		per[c].assign(a->segs.begin() + a->cta_off[c], a->segs.begin() + a->cta_off[c + 1]);
 		for (const attn_seg &sg : per[c])
-			load[c] += plan_seg_fixed(a, sg) + plan_tok_cost(a, sg.cls, sg.ne * a->hpk) * sg.n_tok;
+			load[c] += plan_seg_cost(a, sg);
 		total += load[c];
 	}
 	const double mean = total / n_cta, limit = a->balance * mean;
@@ -354,24 +362,16 @@ static void plan_rebalance(struct cuda_attn *a)
 		if (load[M] <= limit || per[M].empty())
 			break;
 		attn_seg &sg = per[M].back();
-		const double w = plan_tok_cost(a, sg.cls, sg.ne * a->hpk), fixed = plan_seg_fixed(a, sg);
-		const double cs = fixed + w * sg.n_tok;
+		const double w = plan_tok_cost(a, sg.cls, sg.ne * a->hpk);
+		const double fixed = plan_fixed_cost(a, sg.ne * a->hpk), cs = plan_seg_cost(a, sg);
 		const double want = std::min(load[M] - mean, mean - load[m]); /* cost to move */
-		if (cs <= want) {
-			per[m].push_back(sg);
-			per[M].pop_back();
-			load[M] -= cs;
-			load[m] += cs;
-			moved = true;
-			continue;
-		}
 		/* the last k tiles, as much as fits in want with a fixed cost of its own */
 		const int32_t n_t = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
 		const int32_t k = (int32_t)std::min<double>(n_t - 1, std::floor((want - fixed) / (w * ATTN_TILE)));
-		if (k < 1) {
-			if (load[m] + cs >= load[M])
+		if (cs <= want || k < 1) { /* the whole segment */
+			if (cs > want && load[m] + cs >= load[M])
 				break; /* nothing movable makes the busiest CTA lighter */
-			per[m].push_back(sg); /* whole, past want, still below the busiest */
+			per[m].push_back(sg);
 			per[M].pop_back();
 			load[M] -= cs;
 			load[m] += cs;
@@ -424,7 +424,7 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 			u.rows = u.ne * hpk;
 			u.cls = plan_cls(u.rows, a->p.cc_max_rows);
 			u.w = plan_tok_cost(a, u.cls, u.rows);
-			u.fixed = a->unit_cost + 0.5 * u.rows;
+			u.fixed = plan_fixed_cost(a, u.rows);
 			u.any_mask = false;
 			u.min_nvis = INT32_MAX;
 			for (int32_t e = u.e0; e < e1; e++) {
@@ -587,8 +587,7 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 				a->n_bits += (s.n_tok + ATTN_TILE - 1) / ATTN_TILE * s.ne;
 				a->masked.push_back(i);
 			}
-			const double w = plan_tok_cost(a, s.cls, s.ne * hpk);
-			cta_cost[c] += a->unit_cost + 0.5 * s.ne * hpk + w * s.n_tok;
+			cta_cost[c] += plan_seg_cost(a, s);
 			a->st.n_cc_segments += s.cls == ATTN_CLS_CC;
 			a->st.kv_bytes += (uint64_t)s.n_tok * a->p.head_dim * 2 * 2;
 		}
