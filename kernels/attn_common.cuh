@@ -186,6 +186,12 @@ struct attn_kparams {
 	const int4 *cta_keys;        /* {key, partials of this CTA, red_b, red_e} */
 	const int32_t *cta_key_off;  /* (n_cta + 1) */
 	int32_t *red_cnt;            /* (n_queries * n_kv_head), 0 between runs */
+	/* helpers (red_q non-NULL): the completing CTA publishes each merge task
+	 * (cta_keys index x G + head group) in red_q; CTAs done with their own
+	 * work take tickets and merge them too (attn_finish, attn_help) */
+	unsigned long long *red_q;   /* (red_cap) slots: generation << 32 | claimed << 31 | task */
+	uint32_t *red_ctl;           /* counters, one 128-byte line each: ATTN_Q_* */
+	int32_t red_cap;             /* tasks of a run: n_queries * n_kv_head * G */
 	const int32_t *red_slot;     /* the reduction lists (as attn_rparams) */
 	float *out;                  /* (n_queries, n_head, D) */
 	int32_t n_kv_head, fuse;
@@ -207,6 +213,12 @@ int attn_part_launch(const struct attn_kparams *p, int head_dim, enum cuda_dtype
 // ---- the exact reduction of one (query, KV head): shared by attn_reduce.cu
 // and the fused kernel, so both give the same bits.
 
+#define ATTN_Q_TAIL 0  /* red_ctl: slots published (reserved) this run */
+#define ATTN_Q_HEAD 32 /* tickets taken by helpers this run */
+#define ATTN_Q_EXIT 64 /* CTAs done with the queue this run */
+#define ATTN_Q_GEN 96  /* runs so far: slots of this run carry gen + 1 */
+#define ATTN_Q_CTL_WORDS 128
+#define ATTN_HELP_WAIT_NS 2000000ull /* a helper waits at most 2 ms for one slot */
 #define ATTN_RED_HEADS 4 /* query heads one warp of the fused reduction merges at once
 			    (independent loads); the separate grid takes one per warp */
 

@@ -34,7 +34,9 @@
 //   fp32, in a fixed order.  With p.fuse, the CTA then counts its partials
 //   per (query, KV head) with one atomic add per key, and the CTA that
 //   completes a key merges that key's partials in list order (attn_finish):
-//   the atomics only elect who merges, the sum order is fixed.
+//   the atomics only elect who merges, the sum order is fixed.  With helpers
+//   it publishes the merges in a queue instead, and every CTA done with its
+//   segments takes queue tickets and merges too (attn_help).
 #include "config.h"
 
 extern "C" {
@@ -69,7 +71,7 @@ template <int D> struct attn_cfg {
 	static constexpr size_t SMEM = SMEM_KV + SMEM_MB + SMEM_MO + SMEM_ML + SMEM_SEG + SMEM_ROWS;
 	static constexpr size_t SMEM_ALLOC = SMEM + 1024;      /* the stages start 1024-byte aligned */
 	static_assert(SMEM_ALLOC <= 227 * 1024, "shared memory of one CTA");
-	static_assert(SMEM_MO >= (ATTN_THREADS + 1) * 4, "the fused reduction's key list lives in mo");
+	static_assert(SMEM_MO >= (ATTN_THREADS + 2) * 4, "the fused reduction's key list lives in mo");
 };
 
 /* Element offset of 16-byte chunk c of row r in a (64 rows, D) tile: D/64
@@ -746,20 +748,114 @@ __device__ void attn_seg_cc(const attn_kparams &p, const attn_seg &sg, attn_load
 
 // ---- the fused reduction
 
+/* One merge task: key cta_keys[task / G], query heads (task % G) * 4 .. of it
+ * (the whole warp; lists in fixed order, so the bits do not depend on which
+ * warp of which CTA runs it). */
+template <int D> __device__ __forceinline__ void attn_merge_task(const attn_kparams &p, int task, int G)
+{
+	const int i = task / G, g = task - i * G, j0 = g * ATTN_RED_HEADS;
+	const int4 kk = __ldg(&p.cta_keys[i]);
+	const int q = kk.x / p.n_kv_head, kvh = kk.x - q * p.n_kv_head;
+	attn_reduce_heads<D, ATTN_RED_HEADS>(p.part_o, p.part_lse, p.red_slot, kk.z, kk.w, p.hpk, j0,
+					     p.out + ((size_t)q * p.n_head + kvh * p.hpk + j0) * D);
+	if (g == 0 && (threadIdx.x & 31) == 0)
+		p.red_cnt[kk.x] = 0;
+}
+
+__device__ __forceinline__ unsigned long long attn_gtimer()
+{
+	unsigned long long t;
+	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+	return t;
+}
+
+__device__ __forceinline__ unsigned long long attn_ld_relaxed(const unsigned long long *a)
+{
+	unsigned long long v;
+	asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(v) : "l"(a) : "memory");
+	return v;
+}
+
+__device__ __forceinline__ void attn_st_relaxed(unsigned long long *a, unsigned long long v)
+{
+	asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(a), "l"(v) : "memory");
+}
+
+/* Queue slot of this run (generation gen), ready or claimed. */
+#define ATTN_Q_CLAIMED 0x80000000ull
+__device__ __forceinline__ bool attn_q_mine(unsigned long long v, uint32_t gen)
+{
+	return (uint32_t)(v >> 32) == gen;
+}
+
+/* Help: each warp takes queue tickets (red_ctl[ATTN_Q_HEAD]) in order, waits
+ * for its slot to be published by the CTA that completes the key (a slot
+ * < red_cap is published exactly once per run: every key completes once),
+ * and merges the task if no one claimed it first.  Tickets >= red_cap end the
+ * help.  A warp waits at most ATTN_HELP_WAIT_NS for one slot, then stops
+ * helping: the publishing CTA drains its own tasks too, so the results never
+ * depend on the helpers (they only need the grid co-resident to be useful). */
+template <int D> __device__ void attn_help(const attn_kparams &p, uint32_t gen, int G)
+{
+	const int lane = threadIdx.x & 31;
+	for (;;) {
+		int ticket = 0;
+		unsigned long long v = 0;
+		if (lane == 0) {
+			ticket = (int)atomicAdd(&p.red_ctl[ATTN_Q_HEAD], 1u);
+			if (ticket < p.red_cap) {
+				unsigned long long *slot = p.red_q + ticket;
+				const unsigned long long t0 = attn_gtimer();
+				unsigned ns = 32;
+				for (;;) {
+					v = attn_ld_relaxed(slot);
+					if (attn_q_mine(v, gen))
+						break;
+					if (attn_gtimer() - t0 > ATTN_HELP_WAIT_NS) {
+						ticket = p.red_cap; /* give up helping */
+						break;
+					}
+					__nanosleep(ns);
+					ns = min(ns * 2, 512u);
+				}
+				if (ticket < p.red_cap && !(v & ATTN_Q_CLAIMED) &&
+				    atomicCAS(slot, v, v | ATTN_Q_CLAIMED) != v)
+					v |= ATTN_Q_CLAIMED; /* the publisher or another helper took it */
+			}
+		}
+		ticket = __shfl_sync(0xffffffffu, ticket, 0);
+		if (ticket >= p.red_cap)
+			break;
+		v = __shfl_sync(0xffffffffu, v, 0);
+		if (v & ATTN_Q_CLAIMED)
+			continue;
+		__threadfence(); /* acquire: the key's partials, published before the slot */
+		attn_merge_task<D>(p, (int)(v & 0x7fffffffull), G);
+	}
+}
+
 /* After the CTA's last segment: count this CTA's partials into red_cnt (one
  * atomic add per key it touched, 256 keys at a time); the CTA whose add
- * completes a key merges it (attn_reduce_heads: fixed list order, so the
- * counter decides only who merges, never the order of the sum) and resets
- * its counter for the next run.  Release: every thread fences its partial
- * stores before the barrier that precedes the adds; acquire: the adding
- * threads fence before the barrier that precedes the merge.  list: 257 ints
- * of shared memory (the merge buffer, free by now). */
+ * completes a key owns its merge (attn_reduce_heads: fixed list order, so the
+ * counter decides only who merges, never the order of the sum).  Without
+ * helpers (red_q NULL) it merges the batch's keys itself, 8 warps.  With
+ * helpers it publishes the batch's tasks in the queue (red_q, one slot per
+ * task, tagged with the run's generation), then drains them from the back
+ * while the helpers (CTAs done with their own work, attn_help) take them from
+ * the front; each slot is claimed once (atomicCAS).  The task resets the key's
+ * counter for the next run.  Release: every thread fences its partial stores
+ * before the barrier that precedes the adds, and again before publishing;
+ * acquire: a fence after the add / the claim, before reading partials.
+ * list: 258 ints of shared memory (the merge buffer, free by now).  The last
+ * CTA to leave resets the queue counters and advances the generation. */
 template <int D> __device__ void attn_finish(const attn_kparams &p, int *list)
 {
-	const int warp = threadIdx.x >> 5;
+	const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	const int k0 = p.cta_key_off[blockIdx.x], k1 = p.cta_key_off[blockIdx.x + 1];
 	const int G = (p.hpk + ATTN_RED_HEADS - 1) / ATTN_RED_HEADS;
-	int *n_list = list + ATTN_THREADS;
+	int *n_list = list + ATTN_THREADS, *q_pos = list + ATTN_THREADS + 1;
+	const bool q = p.red_q != nullptr;
+	const uint32_t gen = q ? *(volatile uint32_t *)&p.red_ctl[ATTN_Q_GEN] + 1u : 0u;
 	__threadfence();
 	__syncthreads(); /* the last segment's merge may still read mo */
 	for (int base = k0; base < k1; base += ATTN_THREADS) {
@@ -774,28 +870,52 @@ template <int D> __device__ void attn_finish(const attn_kparams &p, int *list)
 		}
 		__threadfence();
 		__syncthreads();
-		const int n = *n_list;
-		for (int t = warp; t < n * G; t += ATTN_THREADS / 32) {
-			const int4 kk = __ldg(&p.cta_keys[list[t / G]]);
-			const int g = t % G, j0 = g * ATTN_RED_HEADS;
-			const int q = kk.x / p.n_kv_head, kvh = kk.x - q * p.n_kv_head;
-			attn_reduce_heads<D, ATTN_RED_HEADS>(p.part_o, p.part_lse, p.red_slot, kk.z, kk.w, p.hpk, j0,
-					     p.out + ((size_t)q * p.n_head + kvh * p.hpk + j0) * D);
-			if (g == 0 && (threadIdx.x & 31) == 0)
-				p.red_cnt[kk.x] = 0;
+		const int nt = *n_list * G;
+		if (!q) {
+			for (int t = warp; t < nt; t += ATTN_THREADS / 32)
+				attn_merge_task<D>(p, list[t / G] * G + t % G, G);
+			__syncthreads(); /* list and n_list are reused */
+			continue;
 		}
-		__syncthreads(); /* list and n_list are reused */
+		if (threadIdx.x == 0)
+			*q_pos = nt ? (int)atomicAdd(&p.red_ctl[ATTN_Q_TAIL], (unsigned)nt) : 0;
+		__syncthreads();
+		const int pos0 = *q_pos;
+		__threadfence(); /* release, after the barrier: the partials this CTA saw complete */
+		for (int t = threadIdx.x; t < nt; t += ATTN_THREADS)
+			if (pos0 + t < p.red_cap) /* always, unless a failed run left the tail behind */
+				attn_st_relaxed(p.red_q + pos0 + t,
+						(unsigned long long)gen << 32 | (uint32_t)(list[t / G] * G + t % G));
+		__threadfence(); /* the slots are in L2 before this CTA's own claims below */
+		__syncthreads();
+		/* drain from the back, one task per warp at a time (a claimed task
+		 * is not free for a helper until merged) */
+		for (int t = nt - 1 - warp; t >= 0; t -= ATTN_THREADS / 32) {
+			const int task = list[t / G] * G + t % G;
+			bool mine = true;
+			if (lane == 0 && pos0 + t < p.red_cap) {
+				const unsigned long long v = (unsigned long long)gen << 32 | (uint32_t)task;
+				mine = atomicCAS(p.red_q + pos0 + t, v, v | ATTN_Q_CLAIMED) == v;
+			}
+			if (__shfl_sync(0xffffffffu, mine, 0))
+				attn_merge_task<D>(p, task, G);
+		}
+		__syncthreads(); /* list, n_list and q_pos are reused */
+	}
+	if (!q)
+		return;
+	attn_help<D>(p, gen, G);
+	__syncthreads();
+	if (threadIdx.x == 0 && atomicAdd(&p.red_ctl[ATTN_Q_EXIT], 1u) == gridDim.x - 1) {
+		/* every CTA has left the queue: reset it for the next run */
+		p.red_ctl[ATTN_Q_HEAD] = 0;
+		p.red_ctl[ATTN_Q_TAIL] = 0;
+		p.red_ctl[ATTN_Q_EXIT] = 0;
+		p.red_ctl[ATTN_Q_GEN] = gen;
 	}
 }
 
 // ---- the kernel
-
-__device__ __forceinline__ unsigned long long attn_gtimer()
-{
-	unsigned long long t;
-	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-	return t;
-}
 
 template <int D, typename T>
 __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_kparams p)
@@ -816,8 +936,11 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 	/* let the reduction grid launch now; it waits for this grid's end */
 	asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 	const int s0 = p.cta_off[blockIdx.x], s1 = p.cta_off[blockIdx.x + 1];
-	if (s0 >= s1)
+	if (s0 >= s1) {
+		if (p.fuse && p.red_q) /* no segments: a helper of the fused reduction */
+			attn_finish<D>(p, reinterpret_cast<int *>(mo));
 		return;
+	}
 	unsigned long long *prof_cta = p.prof ? p.prof + p.cta_off[gridDim.x] + 3 * blockIdx.x : nullptr;
 	if (prof_cta && threadIdx.x == 0)
 		prof_cta[0] = attn_gtimer();

@@ -34,8 +34,12 @@
 //     reduce   fused into the kernel when there are at most PLAN_FUSE_TASKS
 //              merges per CTA (and every key has a partial): each CTA gets the
 //              list of keys (query, KV head) it wrote partials of, with their
-//              counts; the CTA whose count completes a key merges it (same
-//              code and order as the separate grid, so the same bits).
+//              counts; the CTA whose count completes a key owns its merge
+//              (same code and order as the separate grid, so the same bits).
+//              With helpers (PLAN_HELP, when the grid fits one CTA per SM)
+//              it publishes the merge tasks in a queue that CTAs done with
+//              their own segments drain, so one CTA no longer merges a whole
+//              KV head's keys at the end (kernels/NOTES.md, v11).
 //              Otherwise attn_reduce.cu runs after the kernel.
 //   tree-mask uses the plan's groups directly (attn_tree_mask.cu), one slot
 //   per (entry, KV head).
@@ -70,6 +74,9 @@ extern "C" {
 #define PLAN_BALANCE 0        /* after the split, move work from the busiest CTA until it is
 				 within this factor of the mean model cost (0: off; v10: off
 				 by default until measured on a GPU, DT_ATTN_BALANCE=1.03) */
+#define PLAN_HELP 0           /* fused reduction: CTAs done with their own work help merge the
+				 keys others complete (attn_help); v11: off by default until
+				 measured on a GPU, DT_ATTN_HELP=1 turns it on */
 #define PLAN_OPEN_SEGS 16    /* open segments a piece may merge into (per CTA) */
 #define PLAN_FUSE_TASKS 3.5  /* fused reduction up to this many (key, 4 heads) merges per CTA:
 				the CTAs that finish last merge most keys, with 8 warps each;
@@ -151,6 +158,10 @@ struct cuda_attn {
 	int fuse_env = -1;          /* DT_ATTN_FUSE: 0 separate reduction, 1 always fused,
 				       unset: fused up to PLAN_FUSE_TASKS */
 	bool fuse = false;          /* this plan merges its partials in the fused kernel */
+	int help_env = PLAN_HELP;   /* DT_ATTN_HELP */
+	bool help = false;          /* this plan's fused reduction has helpers (needs the whole
+				       grid resident: at most one CTA per SM) */
+	int32_t red_cap = 0;        /* merge tasks of a run (queue slots) */
 	double row_cost = PLAN_ROW_COST, unit_cost = PLAN_UNIT_COST; /* DT_ATTN_ROW_COST, DT_ATTN_UNIT_COST */
 	int32_t snap_tok = PLAN_SNAP_TOK; /* DT_ATTN_SNAP */
 	double balance = PLAN_BALANCE;     /* DT_ATTN_BALANCE */
@@ -263,6 +274,9 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 	const char *wg = getenv("DT_ATTN_WG");
 	if (wg && wg[0] >= '0' && wg[0] <= '3' && !wg[1])
 		a->wg = wg[0] - '0';
+	const char *hp = getenv("DT_ATTN_HELP");
+	if (hp && (hp[0] == '0' || hp[0] == '1') && !hp[1])
+		a->help_env = hp[0] - '0';
 	const char *sn = getenv("DT_ATTN_SNAP");
 	if (sn && atoi(sn) >= 0)
 		a->snap_tok = atoi(sn);
@@ -621,6 +635,8 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 		  (a->fuse_env == 1 || n_red_tasks <= PLAN_FUSE_TASKS * a->n_cta_used);
 	for (int k = 0; k < nkey && a->fuse; k++)
 		a->fuse = a->red_off[k + 1] > a->red_off[k];
+	a->help = a->fuse && a->help_env != 0 && a->n_cta_used <= a->n_sm;
+	a->red_cap = a->fuse ? (int32_t)n_red_tasks : 0;
 	a->cta_keys.clear();
 	a->cta_key_off.assign(n_cta + 1, 0);
 	if (a->fuse) {
@@ -656,6 +672,16 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 	a->st.cost_mean = sum / n_cta;
 	a->st.partial_bytes = (uint64_t)a->n_slots * hpk * (a->p.head_dim + 1) * 4 * 2;
 	a->st.scratch_bytes = 0;
+}
+
+/* The fused reduction's buffer (red_cnt): one counter per key, then (with
+ * helpers) the queue counters (ATTN_Q_CTL_WORDS) and red_cap slots. */
+static void plan_red_layout(const struct cuda_attn *a, int32_t n_queries, size_t *ctl_off, size_t *q_off,
+			    size_t *bytes)
+{
+	*ctl_off = ((size_t)n_queries * a->p.n_kv_head * 4 + 511) / 512 * 512;
+	*q_off = *ctl_off + ATTN_Q_CTL_WORDS * 4;
+	*bytes = *q_off + (a->help ? (size_t)a->red_cap * 8 : 0) + 16;
 }
 
 static void plan_tree_mask(struct cuda_attn *a, const struct treeplan_flat *f)
@@ -770,13 +796,16 @@ extern "C" int cuda_attn_set_plan(struct cuda_attn *a, const struct treeplan_fla
 						&sent, err);
 			rc = rc ? rc : dbuf_put(a->d_cta_key_off, a->cta_key_off.data(), a->cta_key_off.size() * 4,
 						&sent, err);
-			/* the counters are 0 after every complete run; zero them here too,
-			 * so that a run that failed half-way cannot leave one behind */
-			const size_t nk = (size_t)f->n_queries * a->p.n_kv_head * 4 + 16;
-			rc = rc ? rc : dgrow(&a->red_cnt, &a->red_cnt_cap, nk, err);
+			/* one buffer: the per-key counters, then the helpers' queue
+			 * counters and slots (plan_red_layout); they are 0 (or of an
+			 * older generation) after every complete run; zero them here
+			 * too, so that a run that failed half-way cannot leave one behind */
+			size_t ctl_off, q_off, bytes;
+			plan_red_layout(a, f->n_queries, &ctl_off, &q_off, &bytes);
+			rc = rc ? rc : dgrow(&a->red_cnt, &a->red_cnt_cap, bytes, err);
 			if (rc)
 				return rc;
-			CUDA_CHECK(cudaMemsetAsync(a->red_cnt, 0, nk, 0));
+			CUDA_CHECK(cudaMemsetAsync(a->red_cnt, 0, bytes, 0));
 		}
 		attn_kparams bp;
 		memset(&bp, 0, sizeof(bp));
@@ -894,6 +923,13 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 			kp2.cta_keys = dptr<int4>(a->d_cta_keys);
 			kp2.cta_key_off = dptr<int32_t>(a->d_cta_key_off);
 			kp2.red_cnt = (int32_t *)a->red_cnt;
+			if (a->help) {
+				size_t ctl_off, q_off, bytes;
+				plan_red_layout(a, a->n_queries, &ctl_off, &q_off, &bytes);
+				kp2.red_ctl = (uint32_t *)((char *)a->red_cnt + ctl_off);
+				kp2.red_q = (unsigned long long *)((char *)a->red_cnt + q_off);
+				kp2.red_cap = a->red_cap;
+			}
 			kp2.red_slot = dptr<int32_t>(a->d_red_slot);
 			kp2.out = out;
 		}
@@ -951,9 +987,11 @@ extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, 
 	if (rc)
 		return rc;
 	const unsigned long long *ct = t.data() + n_seg;
-	unsigned long long t_lo = ~0ull, t_hi = 0;
+	unsigned long long t_lo = ~0ull, t_hi = 0, t_done = 0;
 	double sum = 0, rsum = 0;
 	pr->n_cta = n_cta;
+	pr->fused = a->fuse;
+	pr->help = a->help;
 	struct fit {
 		double n = 0, x = 0, y = 0, xx = 0, xy = 0;
 	} fits[4][2];
@@ -963,7 +1001,8 @@ extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, 
 			continue; /* a CTA without work */
 		t_lo = std::min(t_lo, t0);
 		t_hi = std::max(t_hi, t2);
-		const double us = (t2 - t0) * 1e-3, rus = (t2 - t1) * 1e-3;
+		t_done = std::max(t_done, t1);
+		const double us = (t1 - t0) * 1e-3, rus = (t2 - t1) * 1e-3;
 		pr->cta_max_us = std::max(pr->cta_max_us, us);
 		pr->red_max_us = std::max(pr->red_max_us, rus);
 		sum += us;
@@ -987,6 +1026,7 @@ extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, 
 		}
 	}
 	pr->span_us = t_hi > t_lo ? (t_hi - t_lo) * 1e-3 : 0.0;
+	pr->tail_us = t_hi > t_done ? (t_hi - t_done) * 1e-3 : 0.0;
 	pr->cta_mean_us = sum / n_cta;
 	pr->red_mean_us = rsum / n_cta;
 	pr->model_max = a->st.cost_max;

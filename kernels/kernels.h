@@ -182,8 +182,11 @@ struct cuda_attn_prof_class {
 struct cuda_attn_prof {
 	int32_t n_cta;
 	double span_us;           /* first CTA start to last CTA end */
-	double cta_max_us, cta_mean_us; /* per CTA: start to end */
-	double red_max_us, red_mean_us; /* per CTA: the fused reduction at the end */
+	double cta_max_us, cta_mean_us; /* per CTA: start to its segments done (the balance) */
+	double red_max_us, red_mean_us; /* per CTA: segments done to end (the fused reduction:
+					   its own keys, then helping others, attn_finish) */
+	double tail_us;           /* last CTA's segments done to the last CTA's end */
+	int32_t fused, help;      /* the plan's reduction: fused into the kernel, with helpers */
 	double model_max, model_mean;   /* the plan's cost model: busiest / average CTA */
 	struct cuda_attn_prof_class cls[4][2]; /* [CC, <=32, <=64, <=128 rows][full, masked] */
 };

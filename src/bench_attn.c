@@ -557,10 +557,12 @@ static const char *const ba_cls_name[4] = { "cc", "r32", "r64", "r128" };
 static void ba_print_prof(const char *algo, const struct cuda_attn_prof *p)
 {
 	const double model = p->model_max > 0 ? p->model_mean / p->model_max : 0;
-	printf("    prof %s: %d CTAs, span %.1f us, CTA busy max %.1f mean %.1f us (balance %.2f, "
-	       "model %.2f), fused reduction max %.1f mean %.1f us\n",
+	printf("    prof %s: %d CTAs, span %.1f us, CTA segments max %.1f mean %.1f us (balance %.2f, "
+	       "model %.2f), reduction %s: tail %.1f us, per CTA max %.1f mean %.1f us\n",
 	       algo, p->n_cta, p->span_us, p->cta_max_us, p->cta_mean_us,
-	       p->cta_max_us > 0 ? p->cta_mean_us / p->cta_max_us : 0.0, model, p->red_max_us, p->red_mean_us);
+	       p->cta_max_us > 0 ? p->cta_mean_us / p->cta_max_us : 0.0, model,
+	       !p->fused ? "separate" : p->help ? "fused+help" : "fused", p->tail_us, p->red_max_us,
+	       p->red_mean_us);
 	for (int k = 0; k < 4; k++)
 		for (int m = 0; m < 2; m++) {
 			const struct cuda_attn_prof_class *c = &p->cls[k][m];
@@ -586,10 +588,12 @@ static json_t *ba_prof_json(const struct cuda_attn_prof *p)
 								    "us", c->us, "fit_us_per_tile",
 								    c->us_per_tile, "fit_us_fixed", c->us_fixed));
 		}
-	return json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:o}", "ctas", p->n_cta, "span_us", p->span_us,
-			 "cta_max_us", p->cta_max_us, "cta_mean_us", p->cta_mean_us, "red_max_us",
+	return json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:f,s:o}", "ctas", p->n_cta, "span_us",
+			 p->span_us, "cta_max_us", p->cta_max_us, "cta_mean_us", p->cta_mean_us, "red_max_us",
 			 p->red_max_us, "red_mean_us", p->red_mean_us, "model_max", p->model_max,
-			 "model_mean", p->model_mean, "classes", jc);
+			 "model_mean", p->model_mean, "reduction",
+			 !p->fused ? "separate" : p->help ? "fused+help" : "fused", "tail_us", p->tail_us,
+			 "classes", jc);
 }
 
 static void ba_usage(FILE *f)

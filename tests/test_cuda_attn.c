@@ -502,9 +502,11 @@ static void test_steps_and_repeat(void)
 	kvpool_free(pool);
 }
 
-/* The fused kernel merges the partials itself (the last CTA of each key):
- * the same bits as the separate reduction grid (DT_ATTN_FUSE=0), on every
- * shape, with a random CTA count, run twice (the counters reset); fusion
+/* The fused kernel merges the partials itself (the last CTA of each key
+ * publishes the merge, CTAs done with their own work help): the same bits as
+ * the separate reduction grid (DT_ATTN_FUSE=0) and as the fused reduction
+ * without helpers (DT_ATTN_HELP=0), on every shape, with a random CTA count,
+ * run twice (the counters reset, the queue's generation advances); fusion
  * forced (DT_ATTN_FUSE=1) whatever the number of keys. */
 static void test_fused_reduction(void)
 {
@@ -539,7 +541,7 @@ static void test_fused_reduction(void)
 		int32_t nq = make_queries(t, (enum shape_kind)kind, &q);
 		size_t nout = (size_t)nq * sh.hq * sh.d;
 		float *qv = xmalloc(nout * sizeof(float));
-		float *out[3] = { xmalloc(nout * 4), xmalloc(nout * 4), xmalloc(nout * 4) };
+		float *out[4] = { xmalloc(nout * 4), xmalloc(nout * 4), xmalloc(nout * 4), xmalloc(nout * 4) };
 		for (size_t i = 0; i < nout; i++)
 			qv[i] = frand();
 		void *dq = cuda_malloc(nout * 2, err);
@@ -550,9 +552,11 @@ static void test_fused_reduction(void)
 		struct treeplan *pl = treeplan_new(&pp, err);
 		DT_ASSERT(pl);
 		int rc = treeplan_update(pl, t, q, nq, err);
-		/* runs: fused, fused again (the counters were reset), separate */
+		/* runs: fused with helpers, the same again (the counters were reset),
+		 * separate, fused without helpers */
 		for (int r = 0; r < 3 && !rc; r++) {
-			setenv("DT_ATTN_FUSE", r == 2 ? "0" : "1", 1);
+			setenv("DT_ATTN_FUSE", r == 1 ? "0" : "1", 1);
+			setenv("DT_ATTN_HELP", r == 2 ? "0" : "1", 1);
 			struct cuda_attn_params ap = cuda_attn_default_params();
 			ap.n_head = sh.hq;
 			ap.n_kv_head = sh.hkv;
@@ -561,27 +565,30 @@ static void test_fused_reduction(void)
 			ap.n_cta = n_cta;
 			struct cuda_attn *at = cuda_attn_new(&ap, err);
 			unsetenv("DT_ATTN_FUSE");
+			unsetenv("DT_ATTN_HELP");
 			rc = at ? 0 : -1;
 			rc = rc ? rc : cuda_attn_set_plan(at, treeplan_flat(pl), TREEPLAN_DEFT_FLATTEN, err);
 			for (int rep = 0; rep < (r == 0 ? 2 : 1) && !rc; rep++) {
 				rc = rc ? rc : cuda_fill_nan(dout, nout, err);
 				rc = rc ? rc : cuda_attn_run(at, kv, 0, 0, dq, dout, err);
-				rc = rc ? rc : cuda_download(out[rep ? 1 : r], dout, nout * 4, err);
+				rc = rc ? rc : cuda_download(out[rep ? 1 : r ? r + 1 : 0], dout, nout * 4, err);
 			}
 			cuda_attn_free(at);
 		}
 		bool finite = true;
 		for (size_t i = 0; !rc && i < nout; i++)
 			finite = finite && isfinite(out[0][i]);
-		ok(rc == 0 && finite && !memcmp(out[0], out[1], nout * 4) && !memcmp(out[0], out[2], nout * 4),
-		   "%s %s %d/%d heads x %d, ctas %d, %d queries: fused reduction finite, repeatable, and the "
-		   "same bits as the separate reduction %s",
+		ok(rc == 0 && finite && !memcmp(out[0], out[1], nout * 4) && !memcmp(out[0], out[2], nout * 4) &&
+			   !memcmp(out[0], out[3], nout * 4),
+		   "%s %s %d/%d heads x %d, ctas %d, %d queries: fused reduction with helpers finite, "
+		   "repeatable, and the same bits as the separate reduction and as the fused one without "
+		   "helpers %s",
 		   shape_names[kind], cuda_dtype_name(dt), sh.hq, sh.hkv, sh.d, n_cta, nq, rc ? err : "");
 		treeplan_free(pl);
 		cuda_free(dq);
 		cuda_free(dout);
 		free(qv);
-		for (int r = 0; r < 3; r++)
+		for (int r = 0; r < 4; r++)
 			free(out[r]);
 		free(q);
 		cuda_kv_free(kv);
