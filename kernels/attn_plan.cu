@@ -162,6 +162,7 @@ struct cuda_attn {
 	bool help = false;          /* this plan's fused reduction has helpers (needs the whole
 				       grid resident: at most one CTA per SM) */
 	int32_t red_cap = 0;        /* merge tasks of a run (queue slots) */
+	size_t red_ctl_off = 0, red_q_off = 0; /* in red_cnt: the queue counters and slots */
 	double row_cost = PLAN_ROW_COST, unit_cost = PLAN_UNIT_COST; /* DT_ATTN_ROW_COST, DT_ATTN_UNIT_COST */
 	int32_t snap_tok = PLAN_SNAP_TOK; /* DT_ATTN_SNAP */
 	double balance = PLAN_BALANCE;     /* DT_ATTN_BALANCE */
@@ -675,13 +676,13 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 }
 
 /* The fused reduction's buffer (red_cnt): one counter per key, then (with
- * helpers) the queue counters (ATTN_Q_CTL_WORDS) and red_cap slots. */
-static void plan_red_layout(const struct cuda_attn *a, int32_t n_queries, size_t *ctl_off, size_t *q_off,
-			    size_t *bytes)
+ * helpers) the queue counters (ATTN_Q_CTL_WORDS) and red_cap slots; sets
+ * red_ctl_off and red_q_off, returns its size in bytes. */
+static size_t plan_red_layout(struct cuda_attn *a, int32_t n_queries)
 {
-	*ctl_off = ((size_t)n_queries * a->p.n_kv_head * 4 + 511) / 512 * 512;
-	*q_off = *ctl_off + ATTN_Q_CTL_WORDS * 4;
-	*bytes = *q_off + (a->help ? (size_t)a->red_cap * 8 : 0) + 16;
+	a->red_ctl_off = ((size_t)n_queries * a->p.n_kv_head * 4 + 511) / 512 * 512;
+	a->red_q_off = a->red_ctl_off + ATTN_Q_CTL_WORDS * 4;
+	return a->red_q_off + (a->help ? (size_t)a->red_cap * 8 : 0) + 16;
 }
 
 static void plan_tree_mask(struct cuda_attn *a, const struct treeplan_flat *f)
@@ -800,8 +801,7 @@ extern "C" int cuda_attn_set_plan(struct cuda_attn *a, const struct treeplan_fla
 			 * counters and slots (plan_red_layout); they are 0 (or of an
 			 * older generation) after every complete run; zero them here
 			 * too, so that a run that failed half-way cannot leave one behind */
-			size_t ctl_off, q_off, bytes;
-			plan_red_layout(a, f->n_queries, &ctl_off, &q_off, &bytes);
+			const size_t bytes = plan_red_layout(a, f->n_queries);
 			rc = rc ? rc : dgrow(&a->red_cnt, &a->red_cnt_cap, bytes, err);
 			if (rc)
 				return rc;
@@ -924,10 +924,8 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 			kp2.cta_key_off = dptr<int32_t>(a->d_cta_key_off);
 			kp2.red_cnt = (int32_t *)a->red_cnt;
 			if (a->help) {
-				size_t ctl_off, q_off, bytes;
-				plan_red_layout(a, a->n_queries, &ctl_off, &q_off, &bytes);
-				kp2.red_ctl = (uint32_t *)((char *)a->red_cnt + ctl_off);
-				kp2.red_q = (unsigned long long *)((char *)a->red_cnt + q_off);
+				kp2.red_ctl = (uint32_t *)((char *)a->red_cnt + a->red_ctl_off);
+				kp2.red_q = (unsigned long long *)((char *)a->red_cnt + a->red_q_off);
 				kp2.red_cap = a->red_cap;
 			}
 			kp2.red_slot = dptr<int32_t>(a->d_red_slot);
