@@ -5,6 +5,7 @@
 #define DT_ATTN_COMMON_CUH
 
 #include <stdint.h>
+#include <type_traits>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -195,6 +196,8 @@ struct attn_kparams {
 	const int32_t *red_slot;     /* the reduction lists (as attn_rparams) */
 	float *out;                  /* (n_queries, n_head, D) */
 	int32_t n_kv_head, fuse;
+	int32_t qpf; /* segments ahead whose query rows a CTA prefetches into L2 at its start
+			(DT_ATTN_QPF; 0: none) */
 	int32_t wg; /* warpgroup MMA (sm_90a builds): 0 off, 1 for 65-128-row segments, 2 also
 		       33-64, 3 every tensor-core segment (DT_ATTN_WG; kernels/NOTES.md) */
 	/* profile (cuda_attn_profile, else NULL): %globaltimer stamps, ns: prof[s] when a CTA
@@ -224,30 +227,49 @@ int attn_part_launch(const struct attn_kparams *p, int head_dim, enum cuda_dtype
 
 /* One warp merges the partial rows red_slot[b .. e) x hpk + j0 .. j0 + nh
  * (nh = min(H, hpk - j0) query heads of one KV head) into dst (nh rows of D
- * floats): pass 1 takes each head's largest log-sum-exp; pass 2 walks the
- * list in order, 32 partials at a time (lane i holds partial i's slot and
- * weight exp(lse - M)), and accumulates w * out and w in fp32 in list
- * order; every lane owns D/32 consecutive dims.  Each head's sum is the same
- * whatever H is.  The partials were written
- * by other CTAs of this grid or an earlier one: read through L2 (ld.cg). */
+ * floats): pass 1 takes each head's largest log-sum-exp (lane i holds
+ * partial b + i, then b + 32 + i, ..); pass 2 walks the list in order, 32
+ * partials at a time (lane i holds partial i's slot and weight
+ * exp(lse - M); the first 32 are still in registers from pass 1), and
+ * accumulates w * out and w in fp32 in list order; every lane owns D/32
+ * consecutive dims.  The rows of U partials are loaded before any is added,
+ * so a list of up to 32 partials costs the slot and lse loads plus
+ * ceil(n / U) rounds of row loads, not a round per few partials (the merge
+ * is on the critical path of the fused reduction, v12).  Each head's sum is
+ * the same whatever H is.  The partials were written by other CTAs of this
+ * grid or an earlier one: read through L2 (ld.cg). */
 template <int D, int H>
 __device__ __forceinline__ void attn_reduce_heads(const float *part_o, const float *part_lse,
 						  const int32_t *red_slot, int b, int e, int hpk,
 						  int j0, float *dst)
 {
-	constexpr int E = D / 32; /* dims per lane: 4 or 2 */
+	constexpr int E = D / 32;           /* dims per lane: 4 or 2 */
+	constexpr int U = H > 1 ? 8 : 16; /* partials whose rows are in flight at once */
+	using V = typename std::conditional<E == 4, float4, float2>::type;
 	const int lane = threadIdx.x & 31;
 	const int nh = min(H, hpk - j0);
-	float M[H], Mu[H], L[H], acc[H][E];
+	float M[H], Mu[H], L[H], acc[H][E], x0[H];
+	int s0 = 0;
 #pragma unroll
 	for (int jj = 0; jj < H; jj++) {
-		M[jj] = -INFINITY;
 		L[jj] = 0.f;
+		x0[jj] = -INFINITY;
 #pragma unroll
 		for (int k = 0; k < E; k++)
 			acc[jj][k] = 0.f;
 	}
-	for (int i = b + lane; i < e; i += 32) {
+	if (b + lane < e) {
+		s0 = red_slot[b + lane];
+		const size_t r = (size_t)s0 * hpk + j0;
+#pragma unroll
+		for (int jj = 0; jj < H; jj++)
+			if (jj < nh)
+				x0[jj] = __ldcg(part_lse + r + jj);
+	}
+#pragma unroll
+	for (int jj = 0; jj < H; jj++)
+		M[jj] = x0[jj];
+	for (int i = b + 32 + lane; i < e; i += 32) {
 		const size_t r = (size_t)red_slot[i] * hpk + j0;
 #pragma unroll
 		for (int jj = 0; jj < H; jj++)
@@ -263,38 +285,50 @@ __device__ __forceinline__ void attn_reduce_heads(const float *part_o, const flo
 	}
 	for (int c = b; c < e; c += 32) {
 		const int n = min(32, e - c);
-		int s = 0;
+		int s = s0;
 		float w[H];
-#pragma unroll
-		for (int jj = 0; jj < H; jj++)
-			w[jj] = 0.f;
-		if (lane < n) {
-			s = red_slot[c + lane];
-			const size_t r = (size_t)s * hpk + j0;
+		if (c != b) {
+			s = 0;
 #pragma unroll
 			for (int jj = 0; jj < H; jj++)
-				if (jj < nh)
-					w[jj] = expf(__ldcg(part_lse + r + jj) - Mu[jj]);
-		}
-#pragma unroll 4
-		for (int k = 0; k < n; k++) {
-			const int sk = __shfl_sync(0xffffffffu, s, k);
-			const float *src = part_o + ((size_t)sk * hpk + j0) * D + lane * E;
+				x0[jj] = -INFINITY;
+			if (lane < n) {
+				s = red_slot[c + lane];
+				const size_t r = (size_t)s * hpk + j0;
 #pragma unroll
-			for (int jj = 0; jj < H; jj++) {
-				const float wk = __shfl_sync(0xffffffffu, w[jj], k);
-				if (jj < nh) {
-					L[jj] += wk;
-					if constexpr (E == 4) {
-						const float4 x = __ldcg(reinterpret_cast<const float4 *>(src + jj * D));
-						acc[jj][0] += wk * x.x;
-						acc[jj][1] += wk * x.y;
-						acc[jj][2] += wk * x.z;
-						acc[jj][3] += wk * x.w;
-					} else {
-						const float2 x = __ldcg(reinterpret_cast<const float2 *>(src + jj * D));
-						acc[jj][0] += wk * x.x;
-						acc[jj][1] += wk * x.y;
+				for (int jj = 0; jj < H; jj++)
+					if (jj < nh)
+						x0[jj] = __ldcg(part_lse + r + jj);
+			}
+		}
+#pragma unroll
+		for (int jj = 0; jj < H; jj++)
+			w[jj] = lane < n && jj < nh ? expf(x0[jj] - Mu[jj]) : 0.f;
+#pragma unroll 1
+		for (int k0 = 0; k0 < n; k0 += U) {
+			V x[U][H];
+#pragma unroll
+			for (int u = 0; u < U; u++) {
+				/* past the list's end: partial k0 again (loaded, never added) */
+				const int sk = __shfl_sync(0xffffffffu, s, k0 + u < n ? k0 + u : k0);
+				const float *src = part_o + ((size_t)sk * hpk + j0) * D + lane * E;
+#pragma unroll
+				for (int jj = 0; jj < H; jj++)
+					x[u][jj] = __ldcg(reinterpret_cast<const V *>(src + (jj < nh ? jj : 0) * D));
+			}
+#pragma unroll
+			for (int u = 0; u < U; u++) {
+#pragma unroll
+				for (int jj = 0; jj < H; jj++) {
+					const float wk = __shfl_sync(0xffffffffu, w[jj], k0 + u < n ? k0 + u : k0);
+					if (jj < nh && k0 + u < n) {
+						L[jj] += wk;
+						acc[jj][0] += wk * x[u][jj].x;
+						acc[jj][1] += wk * x[u][jj].y;
+						if constexpr (E == 4) {
+							acc[jj][2] += wk * x[u][jj].z;
+							acc[jj][3] += wk * x[u][jj].w;
+						}
 					}
 				}
 			}

@@ -326,6 +326,44 @@ __device__ __forceinline__ const T *attn_qrow(const attn_kparams &p, const attn_
 	return (const T *)p.q + ((size_t)qi * p.n_head + sg.kvh * p.hpk + j) * D;
 }
 
+/* Prefetches into L2 the query rows of segments s_b .. s_e (cached in
+ * segs_s), at most ATTN_QPF_LINES 128-byte lines per thread: a segment's Q
+ * loads are the first thing it waits on, and behind the KV stream a DRAM
+ * miss takes microseconds.  Issued after the first KV tiles, so the
+ * entry_query loads it waits on (all of a thread's at once) overlap them. */
+#define ATTN_QPF_LINES 2
+template <int D, typename T>
+__device__ void attn_q_prefetch(const attn_kparams &p, int s_b, int s_e, const uint4 *segs_s, int s0)
+{
+	constexpr int LINES = D * (int)sizeof(T) / 128; /* lines per query row */
+	const char *addr[ATTN_QPF_LINES];
+	int qi[ATTN_QPF_LINES];
+#pragma unroll
+	for (int k = 0; k < ATTN_QPF_LINES; k++) {
+		int i = (int)threadIdx.x + k * ATTN_THREADS, s = s_b;
+		int ne = 0;
+		for (; s < s_e; s++, i -= ne * p.hpk * LINES) {
+			ne = (int)segs_s[3 * (s - s0)].w;
+			if (i < ne * p.hpk * LINES)
+				break;
+		}
+		addr[k] = nullptr;
+		qi[k] = 0;
+		if (s < s_e) {
+			const uint4 a = segs_s[3 * (s - s0)];
+			const int kvh = (int)segs_s[3 * (s - s0) + 1].x;
+			const int r = i / LINES, e = r / p.hpk, j = r - e * p.hpk;
+			qi[k] = __ldg(p.entry_query + (int)a.z + e);
+			addr[k] = (const char *)p.q + (((size_t)kvh * p.hpk + j) * D) * sizeof(T) + (i - r * LINES) * 128;
+		}
+	}
+#pragma unroll
+	for (int k = 0; k < ATTN_QPF_LINES; k++)
+		if (addr[k])
+			asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(
+				addr[k] + (size_t)qi[k] * p.n_head * D * sizeof(T)));
+}
+
 // ---- tensor-core path
 
 template <int D, typename T, int WR, bool WG = false>
@@ -956,6 +994,8 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 #pragma unroll 1
 	for (int i = 0; i < C::NS - 1; i++)
 		ld.issue(p);
+	if (p.qpf > 0)
+		attn_q_prefetch<D, T>(p, s0 + 1, min(s1, s0 + 1 + min(p.qpf, ATTN_SEG_CACHE - 1)), segs_s, s0);
 #pragma unroll 1
 	for (int s = s0; s < s1; s++) {
 		const attn_seg sg = attn_load_seg(p, s, segs_s, s0);

@@ -36,7 +36,7 @@
 //              list of keys (query, KV head) it wrote partials of, with their
 //              counts; the CTA whose count completes a key owns its merge
 //              (same code and order as the separate grid, so the same bits).
-//              With helpers (PLAN_HELP, when the grid fits one CTA per SM)
+//              With helpers (PLAN_HELP_TASKS, when the grid fits one CTA per SM)
 //              it publishes the merge tasks in a queue that CTAs done with
 //              their own segments drain, so one CTA no longer merges a whole
 //              KV head's keys at the end (kernels/NOTES.md, v11).
@@ -71,12 +71,18 @@ extern "C" {
 				 (tokens; 0: off) */
 #define PLAN_WG 1             /* warpgroup MMA (sm_90a builds) for segments of 65-128 rows;
 				 2: also 33-64 rows, 3: all tensor-core segments, 0: mma.sync only */
-#define PLAN_BALANCE 0        /* after the split, move work from the busiest CTA until it is
-				 within this factor of the mean model cost (0: off; v10: off
-				 by default until measured on a GPU, DT_ATTN_BALANCE=1.03) */
-#define PLAN_HELP 0           /* fused reduction: CTAs done with their own work help merge the
-				 keys others complete (attn_help); v11: off by default until
-				 measured on a GPU, DT_ATTN_HELP=1 turns it on */
+#define PLAN_BALANCE 1.03     /* after the split, move work from the busiest CTA until it is
+				 within this factor of the mean model cost (0: off; v12 H100:
+				 wide256 223 -> 164 us, wide64 81 -> 69, fewshot-l2 88 -> 77) */
+#define PLAN_HELP_TASKS 16    /* fused reduction: CTAs done with their own work help merge the
+				 keys others complete (attn_help) when a KV head has more than
+				 this many merge tasks (the last CTA of a head would take over
+				 two rounds of its 8 warps); v12 H100: fewshot-l3 54 -> 47 us,
+				 fewshot50 85 -> 79, but reason-l2 (10 tasks a head) 54 -> 59,
+				 single 28 -> 33.  DT_ATTN_HELP=0|1 forces it */
+#define PLAN_QPF 16           /* a CTA prefetches the query rows of its next this many
+				 segments into L2 at its start, so a segment's Q loads hit L2
+				 instead of waiting on DRAM behind the KV stream (v12) */
 #define PLAN_OPEN_SEGS 16    /* open segments a piece may merge into (per CTA) */
 #define PLAN_FUSE_TASKS 3.5  /* fused reduction up to this many (key, 4 heads) merges per CTA:
 				the CTAs that finish last merge most keys, with 8 warps each;
@@ -158,7 +164,8 @@ struct cuda_attn {
 	int fuse_env = -1;          /* DT_ATTN_FUSE: 0 separate reduction, 1 always fused,
 				       unset: fused up to PLAN_FUSE_TASKS */
 	bool fuse = false;          /* this plan merges its partials in the fused kernel */
-	int help_env = PLAN_HELP;   /* DT_ATTN_HELP */
+	int help_env = -1;          /* DT_ATTN_HELP: 0 never, 1 whenever possible, unset: by
+				       PLAN_HELP_TASKS */
 	bool help = false;          /* this plan's fused reduction has helpers (needs the whole
 				       grid resident: at most one CTA per SM) */
 	int32_t red_cap = 0;        /* merge tasks of a run (queue slots) */
@@ -169,6 +176,7 @@ struct cuda_attn {
 	double cls_cost[3] = { 0, 0, 0 }; /* DT_ATTN_CLS_COST=w32,w64,w128: per-token cost of the
 					     <= 32 / 64 / 128-row classes (0: the row_cost rule) */
 	int32_t wg = PLAN_WG;             /* DT_ATTN_WG: warpgroup MMA level (attn_kparams.wg) */
+	int32_t qpf = PLAN_QPF;           /* DT_ATTN_QPF: query prefetch (attn_kparams.qpf) */
 	int32_t n_bits = 0; /* uint2 visibility words of the masked segments */
 	std::vector<int64_t> e_moff;
 
@@ -275,6 +283,9 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 	const char *wg = getenv("DT_ATTN_WG");
 	if (wg && wg[0] >= '0' && wg[0] <= '3' && !wg[1])
 		a->wg = wg[0] - '0';
+	const char *qp = getenv("DT_ATTN_QPF");
+	if (qp && atoi(qp) >= 0)
+		a->qpf = atoi(qp);
 	const char *hp = getenv("DT_ATTN_HELP");
 	if (hp && (hp[0] == '0' || hp[0] == '1') && !hp[1])
 		a->help_env = hp[0] - '0';
@@ -636,7 +647,8 @@ static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bo
 		  (a->fuse_env == 1 || n_red_tasks <= PLAN_FUSE_TASKS * a->n_cta_used);
 	for (int k = 0; k < nkey && a->fuse; k++)
 		a->fuse = a->red_off[k + 1] > a->red_off[k];
-	a->help = a->fuse && a->help_env != 0 && a->n_cta_used <= a->n_sm;
+	a->help = a->fuse && a->help_env != 0 && a->n_cta_used <= a->n_sm &&
+		  (a->help_env == 1 || n_red_tasks > (int64_t)PLAN_HELP_TASKS * hkv);
 	a->red_cap = a->fuse ? (int32_t)n_red_tasks : 0;
 	a->cta_keys.clear();
 	a->cta_key_off.assign(n_cta + 1, 0);
@@ -918,6 +930,7 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 		kp2.n_kv_head = a->p.n_kv_head;
 		kp2.fuse = a->fuse ? 1 : 0;
 		kp2.wg = a->wg;
+		kp2.qpf = a->qpf;
 		kp2.prof = a->prof;
 		if (a->fuse) {
 			kp2.cta_keys = dptr<int4>(a->d_cta_keys);
