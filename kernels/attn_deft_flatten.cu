@@ -52,6 +52,9 @@ extern "C" {
 // ---- configuration
 
 #define ATTN_SEG_CACHE 64 /* a CTA's first segment descriptors, kept in shared memory */
+#ifndef ATTN_PAIR
+#define ATTN_PAIR 0 /* 1: one CTA barrier per two KV tiles (attn_loader::next; v12 measured it) */
+#endif
 #define ATTN_ROW_RING 16  /* tiles of page-table rows in the shared ring (>= 2 (NS - 1)) */
 
 template <int D> struct attn_cfg {
@@ -268,13 +271,23 @@ template <int D, typename T> struct attn_loader {
 	}
 
 	/* Waits for the next stage to land and returns its index; frees the
-	 * stage consumed last and refills it. */
+	 * stage consumed last and refills it.  Paired (ATTN_PAIR): one barrier per
+	 * two tiles, so the warps of a CTA drift apart by up to a tile (one
+	 * warpgroup's softmax under the other's MMA).  The barrier at an even
+	 * call d waits for tiles d and d + 1; every thread past it has finished
+	 * tiles < d, so call d refills the stage of tile d - 2 and call d + 1
+	 * (no barrier) that of tile d - 1: prologue NS - 2 tiles, NS - 3 ahead. */
 	__device__ int next(const attn_kparams &p)
 	{
-		attn_cp_async_wait<C::NS - 2>();
-		if (ATTN_WGMMA && p.wg)
-			attn_fence_proxy_async(); /* the landed tile is read by wgmma (async proxy) */
-		__syncthreads();
+		if (!ATTN_PAIR || !(n_done & 1)) {
+			if (ATTN_PAIR)
+				attn_cp_async_wait<C::NS - 4>();
+			else
+				attn_cp_async_wait<C::NS - 2>();
+			if (ATTN_WGMMA && p.wg)
+				attn_fence_proxy_async(); /* the landed tile is read by wgmma (async proxy) */
+			__syncthreads();
+		}
 		issue(p);
 		return n_done++ % C::NS;
 	}
@@ -992,7 +1005,7 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 	attn_loader<D, T> ld;
 	ld.start(p, s0, s1, kv_s, mb_s, rows_s, segs_s);
 #pragma unroll 1
-	for (int i = 0; i < C::NS - 1; i++)
+	for (int i = 0; i < C::NS - 1 - ATTN_PAIR; i++)
 		ld.issue(p);
 	if (p.qpf > 0)
 		attn_q_prefetch<D, T>(p, s0 + 1, min(s1, s0 + 1 + min(p.qpf, ATTN_SEG_CACHE - 1)), segs_s, s0);

@@ -103,7 +103,7 @@ if has build; then
 			rm -rf /tmp/dt-base && mkdir -p /tmp/dt-base && cp "$SRC"/.devcarry/base/* /tmp/dt-base/ &&
 				cp libdeftree_cuda.a /tmp/dt-base/base.a && cd /tmp/dt-base || exit 1
 			for f in attn_deft_flatten attn_plan attn_reduce; do
-				nvcc -std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -I$B -I$SRC/src -I$SRC/kernels \
+				nvcc -std=c++17 -O3 -gencode arch=compute_90a,code=sm_90a $BASE_FLAGS -I$B -I$SRC/src -I$SRC/kernels \
 					-Xcompiler -fPIC -c $f.cu -o $f.o &
 			done
 			wait
