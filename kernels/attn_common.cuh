@@ -196,8 +196,6 @@ struct attn_kparams {
 	const int32_t *red_slot;     /* the reduction lists (as attn_rparams) */
 	float *out;                  /* (n_queries, n_head, D) */
 	int32_t n_kv_head, fuse;
-	int32_t qpf; /* segments ahead whose query rows a CTA prefetches into L2 at its start
-			(DT_ATTN_QPF; 0: none) */
 	int32_t wg; /* warpgroup MMA (sm_90a builds): 0 off, 1 for 65-128-row segments, 2 also
 		       33-64, 3 every tensor-core segment (DT_ATTN_WG; kernels/NOTES.md) */
 	/* profile (cuda_attn_profile, else NULL): %globaltimer stamps, ns: prof[s] when a CTA
@@ -232,11 +230,11 @@ int attn_part_launch(const struct attn_kparams *p, int head_dim, enum cuda_dtype
  * partials at a time (lane i holds partial i's slot and weight
  * exp(lse - M); the first 32 are still in registers from pass 1), and
  * accumulates w * out and w in fp32 in list order; every lane owns D/32
- * consecutive dims.  The rows of U partials are loaded before any is added,
- * so a list of up to 32 partials costs the slot and lse loads plus
- * ceil(n / U) rounds of row loads, not a round per few partials (the merge
- * is on the critical path of the fused reduction, v12).  Each head's sum is
- * the same whatever H is.  The partials were written by other CTAs of this
+ * consecutive dims.  In the separate grid (H = 1) the rows of U = 6
+ * partials are loaded before any is added, so a speculative tree's key (about
+ * 5 partials) waits on the slot, the lse and one round of row loads (v12); the
+ * fused kernel (H = 4, no registers to spare) loads one row after another.
+ * Each head's sum is the same whatever H is.  The partials were written by other CTAs of this
  * grid or an earlier one: read through L2 (ld.cg). */
 template <int D, int H>
 __device__ __forceinline__ void attn_reduce_heads(const float *part_o, const float *part_lse,
@@ -244,7 +242,7 @@ __device__ __forceinline__ void attn_reduce_heads(const float *part_o, const flo
 						  int j0, float *dst)
 {
 	constexpr int E = D / 32;           /* dims per lane: 4 or 2 */
-	constexpr int U = H > 1 ? 8 : 16; /* partials whose rows are in flight at once */
+	constexpr int U = 6;                /* separate grid (H = 1): partials whose rows are in flight at once */
 	using V = typename std::conditional<E == 4, float4, float2>::type;
 	const int lane = threadIdx.x & 31;
 	const int nh = min(H, hpk - j0);
@@ -304,30 +302,47 @@ __device__ __forceinline__ void attn_reduce_heads(const float *part_o, const flo
 #pragma unroll
 		for (int jj = 0; jj < H; jj++)
 			w[jj] = lane < n && jj < nh ? expf(x0[jj] - Mu[jj]) : 0.f;
-#pragma unroll 1
-		for (int k0 = 0; k0 < n; k0 += U) {
-			V x[U][H];
-#pragma unroll
-			for (int u = 0; u < U; u++) {
-				/* past the list's end: partial k0 again (loaded, never added) */
-				const int sk = __shfl_sync(0xffffffffu, s, k0 + u < n ? k0 + u : k0);
+		if constexpr (H > 1) {
+			/* the fused kernel (255 registers): one row load after another;
+			 * batched loads here made ptxas spill in the main loop */
+#pragma unroll 4
+			for (int k = 0; k < n; k++) {
+				const int sk = __shfl_sync(0xffffffffu, s, k);
 				const float *src = part_o + ((size_t)sk * hpk + j0) * D + lane * E;
 #pragma unroll
-				for (int jj = 0; jj < H; jj++)
-					x[u][jj] = __ldcg(reinterpret_cast<const V *>(src + (jj < nh ? jj : 0) * D));
-			}
-#pragma unroll
-			for (int u = 0; u < U; u++) {
-#pragma unroll
 				for (int jj = 0; jj < H; jj++) {
-					const float wk = __shfl_sync(0xffffffffu, w[jj], k0 + u < n ? k0 + u : k0);
-					if (jj < nh && k0 + u < n) {
+					const float wk = __shfl_sync(0xffffffffu, w[jj], k);
+					if (jj < nh) {
+						const V x = __ldcg(reinterpret_cast<const V *>(src + jj * D));
 						L[jj] += wk;
-						acc[jj][0] += wk * x[u][jj].x;
-						acc[jj][1] += wk * x[u][jj].y;
+						acc[jj][0] += wk * x.x;
+						acc[jj][1] += wk * x.y;
 						if constexpr (E == 4) {
-							acc[jj][2] += wk * x[u][jj].z;
-							acc[jj][3] += wk * x[u][jj].w;
+							acc[jj][2] += wk * x.z;
+							acc[jj][3] += wk * x.w;
+						}
+					}
+				}
+			}
+		} else {
+#pragma unroll 1
+			for (int k0 = 0; k0 < n; k0 += U) {
+				V x[U];
+#pragma unroll
+				for (int u = 0; u < U; u++)
+					if (k0 + u < n)
+						x[u] = __ldcg(reinterpret_cast<const V *>(
+							part_o + ((size_t)__shfl_sync(0xffffffffu, s, k0 + u) * hpk + j0) * D + lane * E));
+#pragma unroll
+				for (int u = 0; u < U; u++) {
+					if (k0 + u < n) {
+						const float wk = __shfl_sync(0xffffffffu, w[0], k0 + u);
+						L[0] += wk;
+						acc[0][0] += wk * x[u].x;
+						acc[0][1] += wk * x[u].y;
+						if constexpr (E == 4) {
+							acc[0][2] += wk * x[u].z;
+							acc[0][3] += wk * x[u].w;
 						}
 					}
 				}

@@ -52,9 +52,6 @@ extern "C" {
 // ---- configuration
 
 #define ATTN_SEG_CACHE 64 /* a CTA's first segment descriptors, kept in shared memory */
-#ifndef ATTN_PAIR
-#define ATTN_PAIR 0 /* 1: one CTA barrier per two KV tiles (attn_loader::next; v12 measured it) */
-#endif
 #define ATTN_ROW_RING 16  /* tiles of page-table rows in the shared ring (>= 2 (NS - 1)) */
 
 template <int D> struct attn_cfg {
@@ -271,23 +268,13 @@ template <int D, typename T> struct attn_loader {
 	}
 
 	/* Waits for the next stage to land and returns its index; frees the
-	 * stage consumed last and refills it.  Paired (ATTN_PAIR): one barrier per
-	 * two tiles, so the warps of a CTA drift apart by up to a tile (one
-	 * warpgroup's softmax under the other's MMA).  The barrier at an even
-	 * call d waits for tiles d and d + 1; every thread past it has finished
-	 * tiles < d, so call d refills the stage of tile d - 2 and call d + 1
-	 * (no barrier) that of tile d - 1: prologue NS - 2 tiles, NS - 3 ahead. */
+	 * stage consumed last and refills it. */
 	__device__ int next(const attn_kparams &p)
 	{
-		if (!ATTN_PAIR || !(n_done & 1)) {
-			if (ATTN_PAIR)
-				attn_cp_async_wait<C::NS - 4>();
-			else
-				attn_cp_async_wait<C::NS - 2>();
-			if (ATTN_WGMMA && p.wg)
-				attn_fence_proxy_async(); /* the landed tile is read by wgmma (async proxy) */
-			__syncthreads();
-		}
+		attn_cp_async_wait<C::NS - 2>();
+		if (ATTN_WGMMA && p.wg)
+			attn_fence_proxy_async(); /* the landed tile is read by wgmma (async proxy) */
+		__syncthreads();
 		issue(p);
 		return n_done++ % C::NS;
 	}
@@ -337,44 +324,6 @@ __device__ __forceinline__ const T *attn_qrow(const attn_kparams &p, const attn_
 	const int e = r / p.hpk, j = r - e * p.hpk;
 	const int qi = p.entry_query[sg.entry0 + e];
 	return (const T *)p.q + ((size_t)qi * p.n_head + sg.kvh * p.hpk + j) * D;
-}
-
-/* Prefetches into L2 the query rows of segments s_b .. s_e (cached in
- * segs_s), at most ATTN_QPF_LINES 128-byte lines per thread: a segment's Q
- * loads are the first thing it waits on, and behind the KV stream a DRAM
- * miss takes microseconds.  Issued after the first KV tiles, so the
- * entry_query loads it waits on (all of a thread's at once) overlap them. */
-#define ATTN_QPF_LINES 2
-template <int D, typename T>
-__device__ void attn_q_prefetch(const attn_kparams &p, int s_b, int s_e, const uint4 *segs_s, int s0)
-{
-	constexpr int LINES = D * (int)sizeof(T) / 128; /* lines per query row */
-	const char *addr[ATTN_QPF_LINES];
-	int qi[ATTN_QPF_LINES];
-#pragma unroll
-	for (int k = 0; k < ATTN_QPF_LINES; k++) {
-		int i = (int)threadIdx.x + k * ATTN_THREADS, s = s_b;
-		int ne = 0;
-		for (; s < s_e; s++, i -= ne * p.hpk * LINES) {
-			ne = (int)segs_s[3 * (s - s0)].w;
-			if (i < ne * p.hpk * LINES)
-				break;
-		}
-		addr[k] = nullptr;
-		qi[k] = 0;
-		if (s < s_e) {
-			const uint4 a = segs_s[3 * (s - s0)];
-			const int kvh = (int)segs_s[3 * (s - s0) + 1].x;
-			const int r = i / LINES, e = r / p.hpk, j = r - e * p.hpk;
-			qi[k] = __ldg(p.entry_query + (int)a.z + e);
-			addr[k] = (const char *)p.q + (((size_t)kvh * p.hpk + j) * D) * sizeof(T) + (i - r * LINES) * 128;
-		}
-	}
-#pragma unroll
-	for (int k = 0; k < ATTN_QPF_LINES; k++)
-		if (addr[k])
-			asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"(
-				addr[k] + (size_t)qi[k] * p.n_head * D * sizeof(T)));
 }
 
 // ---- tensor-core path
@@ -1005,10 +954,8 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 	attn_loader<D, T> ld;
 	ld.start(p, s0, s1, kv_s, mb_s, rows_s, segs_s);
 #pragma unroll 1
-	for (int i = 0; i < C::NS - 1 - ATTN_PAIR; i++)
+	for (int i = 0; i < C::NS - 1; i++)
 		ld.issue(p);
-	if (p.qpf > 0)
-		attn_q_prefetch<D, T>(p, s0 + 1, min(s1, s0 + 1 + min(p.qpf, ATTN_SEG_CACHE - 1)), segs_s, s0);
 #pragma unroll 1
 	for (int s = s0; s < s1; s++) {
 		const attn_seg sg = attn_load_seg(p, s, segs_s, s0);

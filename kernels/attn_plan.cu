@@ -80,14 +80,12 @@ extern "C" {
 				 two rounds of its 8 warps); v12 H100: fewshot-l3 54 -> 47 us,
 				 fewshot50 85 -> 79, but reason-l2 (10 tasks a head) 54 -> 59,
 				 single 28 -> 33.  DT_ATTN_HELP=0|1 forces it */
-#define PLAN_QPF 16           /* a CTA prefetches the query rows of its next this many
-				 segments into L2 at its start, so a segment's Q loads hit L2
-				 instead of waiting on DRAM behind the KV stream (v12) */
 #define PLAN_OPEN_SEGS 16    /* open segments a piece may merge into (per CTA) */
-#define PLAN_FUSE_TASKS 3.5  /* fused reduction up to this many (key, 4 heads) merges per CTA:
-				the CTAs that finish last merge most keys, with 8 warps each;
-				with more (wide and speculative trees) the separate grid is
-				faster (kernels/NOTES.md, v6) */
+#define PLAN_FUSE_TASKS 0    /* fused reduction up to this many (key, 4 heads) merges per CTA
+				(v6-v11: 3.5, the CTAs that finish last merge most keys with 8
+				warps each); v12: 0, the separate grid (PDL) with the shorter
+				merge beat the fused one on every case (H100: fewshot-l3 41 vs
+				56 us, long32k 81 vs 121, single 28 vs 44); DT_ATTN_FUSE=1 */
 
 // ---- device arrays with incremental upload
 
@@ -176,7 +174,6 @@ struct cuda_attn {
 	double cls_cost[3] = { 0, 0, 0 }; /* DT_ATTN_CLS_COST=w32,w64,w128: per-token cost of the
 					     <= 32 / 64 / 128-row classes (0: the row_cost rule) */
 	int32_t wg = PLAN_WG;             /* DT_ATTN_WG: warpgroup MMA level (attn_kparams.wg) */
-	int32_t qpf = PLAN_QPF;           /* DT_ATTN_QPF: query prefetch (attn_kparams.qpf) */
 	int32_t n_bits = 0; /* uint2 visibility words of the masked segments */
 	std::vector<int64_t> e_moff;
 
@@ -283,9 +280,6 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 	const char *wg = getenv("DT_ATTN_WG");
 	if (wg && wg[0] >= '0' && wg[0] <= '3' && !wg[1])
 		a->wg = wg[0] - '0';
-	const char *qp = getenv("DT_ATTN_QPF");
-	if (qp && atoi(qp) >= 0)
-		a->qpf = atoi(qp);
 	const char *hp = getenv("DT_ATTN_HELP");
 	if (hp && (hp[0] == '0' || hp[0] == '1') && !hp[1])
 		a->help_env = hp[0] - '0';
@@ -930,7 +924,6 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 		kp2.n_kv_head = a->p.n_kv_head;
 		kp2.fuse = a->fuse ? 1 : 0;
 		kp2.wg = a->wg;
-		kp2.qpf = a->qpf;
 		kp2.prof = a->prof;
 		if (a->fuse) {
 			kp2.cta_keys = dptr<int4>(a->d_cta_keys);
