@@ -223,6 +223,28 @@ int attn_part_launch(const struct attn_kparams *p, int head_dim, enum cuda_dtype
 #define ATTN_RED_HEADS 4 /* query heads one warp of the fused reduction merges at once
 			    (independent loads); the separate grid takes one per warp */
 
+/* Lane i of the n (<= 32) partials at list position c: returns its slot
+ * and sets x to its log-sum-exp per head (-inf past the list's end). */
+template <int H>
+__device__ __forceinline__ int attn_red_chunk(const int32_t *red_slot, const float *part_lse, int c,
+					      int n, int hpk, int j0, int nh, float (&x)[H])
+{
+	const int lane = threadIdx.x & 31;
+	int s = 0;
+#pragma unroll
+	for (int jj = 0; jj < H; jj++)
+		x[jj] = -INFINITY;
+	if (lane < n) {
+		s = red_slot[c + lane];
+		const size_t r = (size_t)s * hpk + j0;
+#pragma unroll
+		for (int jj = 0; jj < H; jj++)
+			if (jj < nh)
+				x[jj] = __ldcg(part_lse + r + jj);
+	}
+	return s;
+}
+
 /* One warp merges the partial rows red_slot[b .. e) x hpk + j0 .. j0 + nh
  * (nh = min(H, hpk - j0) query heads of one KV head) into dst (nh rows of D
  * floats): pass 1 takes each head's largest log-sum-exp (lane i holds
@@ -247,23 +269,14 @@ __device__ __forceinline__ void attn_reduce_heads(const float *part_o, const flo
 	const int lane = threadIdx.x & 31;
 	const int nh = min(H, hpk - j0);
 	float M[H], Mu[H], L[H], acc[H][E], x0[H];
-	int s0 = 0;
 #pragma unroll
 	for (int jj = 0; jj < H; jj++) {
 		L[jj] = 0.f;
-		x0[jj] = -INFINITY;
 #pragma unroll
 		for (int k = 0; k < E; k++)
 			acc[jj][k] = 0.f;
 	}
-	if (b + lane < e) {
-		s0 = red_slot[b + lane];
-		const size_t r = (size_t)s0 * hpk + j0;
-#pragma unroll
-		for (int jj = 0; jj < H; jj++)
-			if (jj < nh)
-				x0[jj] = __ldcg(part_lse + r + jj);
-	}
+	const int s0 = attn_red_chunk<H>(red_slot, part_lse, b, min(32, e - b), hpk, j0, nh, x0);
 #pragma unroll
 	for (int jj = 0; jj < H; jj++)
 		M[jj] = x0[jj];
@@ -283,22 +296,8 @@ __device__ __forceinline__ void attn_reduce_heads(const float *part_o, const flo
 	}
 	for (int c = b; c < e; c += 32) {
 		const int n = min(32, e - c);
-		int s = s0;
+		const int s = c == b ? s0 : attn_red_chunk<H>(red_slot, part_lse, c, n, hpk, j0, nh, x0);
 		float w[H];
-		if (c != b) {
-			s = 0;
-#pragma unroll
-			for (int jj = 0; jj < H; jj++)
-				x0[jj] = -INFINITY;
-			if (lane < n) {
-				s = red_slot[c + lane];
-				const size_t r = (size_t)s * hpk + j0;
-#pragma unroll
-				for (int jj = 0; jj < H; jj++)
-					if (jj < nh)
-						x0[jj] = __ldcg(part_lse + r + jj);
-			}
-		}
 #pragma unroll
 		for (int jj = 0; jj < H; jj++)
 			w[jj] = lane < n && jj < nh ? expf(x0[jj] - Mu[jj]) : 0.f;
