@@ -31,8 +31,10 @@
 //              block, which is what keeps partial traffic small;
 //     slots    one partial slot per (segment, entry), in segment order; the
 //              reduction list of (query, KV head) is its slots in that order;
-//     reduce   fused into the kernel when there are at most PLAN_FUSE_TASKS
-//              merges per CTA (and every key has a partial): each CTA gets the
+//     reduce   attn_reduce.cu runs after the kernel (the default since v12:
+//              it was faster on every case).  Fused into the kernel with
+//              DT_ATTN_FUSE=1 or up to PLAN_FUSE_TASKS merges per CTA (and
+//              when every key has a partial): each CTA gets the
 //              list of keys (query, KV head) it wrote partials of, with their
 //              counts; the CTA whose count completes a key owns its merge
 //              (same code and order as the separate grid, so the same bits).
@@ -40,7 +42,6 @@
 //              it publishes the merge tasks in a queue that CTAs done with
 //              their own segments drain, so one CTA no longer merges a whole
 //              KV head's keys at the end (kernels/NOTES.md, v11).
-//              Otherwise attn_reduce.cu runs after the kernel.
 //   tree-mask uses the plan's groups directly (attn_tree_mask.cu), one slot
 //   per (entry, KV head).
 #include "config.h"

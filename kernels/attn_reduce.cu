@@ -2,9 +2,10 @@
 // head) merges its partial results in the fixed order of its list.
 //
 // DESIGN
-//   The separate reduction grid, used when the fused kernel does not merge
-//   the partials itself (attn_plan.cu: a key with no partial, or
-//   DT_ATTN_FUSE=0, or too many keys).  One warp per (query, query head)
+//   The separate reduction grid, launched under programmatic dependent
+//   launch right behind the partial kernel; the default (attn_plan.cu,
+//   PLAN_FUSE_TASKS: faster than the fused reduction on every measured case,
+//   kernels/NOTES.md v12).  One warp per (query, query head)
 //   runs attn_reduce_heads (attn_common.cuh), the same code as the
 //   fused kernel's reduction: pass 1 takes M = the largest log-sum-exp of the
 //   list; pass 2 walks the list in order and accumulates exp(lse_i - M) *
