@@ -280,6 +280,13 @@ template <int D, typename T> struct attn_loader {
 	}
 };
 
+__device__ __forceinline__ unsigned long long attn_gtimer()
+{
+	unsigned long long t;
+	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+	return t;
+}
+
 // ---- the merge: parts of (m, l, O) per row -> one normalized partial
 
 /* parts x prow rows parked in mo/ml (m in ml[0..128), l in ml[128..256)),
@@ -328,9 +335,11 @@ __device__ __forceinline__ const T *attn_qrow(const attn_kparams &p, const attn_
 
 // ---- tensor-core path
 
+/* ps: the segment's profile stamps (--prof only, else nullptr): [1] its query
+ * rows in registers, [2] its last tile done (thread 0's view) */
 template <int D, typename T, int WR, bool WG = false>
 __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loader<D, T> &ld,
-			     float *mo, float *ml)
+			     float *mo, float *ml, unsigned long long *ps)
 {
 	using C = attn_cfg<D>;
 	constexpr int TS = (8 / WR) < 4 ? (8 / WR) : 4; /* token warps */
@@ -386,6 +395,10 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 			qa[kk][2] = qlo ? *reinterpret_cast<const uint32_t *>(qlo + c0 + 8) : 0u;
 			qa[kk][3] = qhi ? *reinterpret_cast<const uint32_t *>(qhi + c0 + 8) : 0u;
 		}
+	}
+	if (ps && threadIdx.x == 0) { /* waits for the query loads, then stamps */
+		asm volatile("" ::"r"(qa[0][0] ^ qa[KS - 1][3]));
+		ps[1] = attn_gtimer();
 	}
 
 	const int n_tiles = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
@@ -535,6 +548,11 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 				}
 			}
 		}
+	}
+
+	if (ps && threadIdx.x == 0) {
+		asm volatile("" ::"f"(o[0][0]), "f"(o[DT - 1][3]));
+		ps[2] = attn_gtimer();
 	}
 
 	// merge the TS token-warp parts of each row: parts 1.. park in shared
@@ -762,12 +780,6 @@ template <int D> __device__ __forceinline__ void attn_merge_task(const attn_kpar
 		p.red_cnt[kk.x] = 0;
 }
 
-__device__ __forceinline__ unsigned long long attn_gtimer()
-{
-	unsigned long long t;
-	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-	return t;
-}
 
 __device__ __forceinline__ unsigned long long attn_ld_relaxed(const unsigned long long *a)
 {
@@ -941,7 +953,7 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 			attn_finish<D>(p, reinterpret_cast<int *>(mo));
 		return;
 	}
-	unsigned long long *prof_cta = p.prof ? p.prof + p.cta_off[gridDim.x] + 3 * blockIdx.x : nullptr;
+	unsigned long long *prof_cta = p.prof ? p.prof + 4 * p.cta_off[gridDim.x] + 3 * blockIdx.x : nullptr;
 	if (prof_cta && threadIdx.x == 0)
 		prof_cta[0] = attn_gtimer();
 	{ /* the CTA's segment descriptors into shared memory */
@@ -959,29 +971,30 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 #pragma unroll 1
 	for (int s = s0; s < s1; s++) {
 		const attn_seg sg = attn_load_seg(p, s, segs_s, s0);
-		if (prof_cta && threadIdx.x == 0)
-			p.prof[s] = attn_gtimer();
+		unsigned long long *ps = prof_cta ? p.prof + 4 * s : nullptr;
+		if (ps && threadIdx.x == 0)
+			ps[0] = attn_gtimer();
 		switch (sg.cls) {
 		case ATTN_CLS_CC:
 			attn_seg_cc<D, T>(p, sg, ld, mo, ml);
 			break;
 		case ATTN_CLS_WR2:
 			if (ATTN_WGMMA && p.wg >= 3)
-				attn_seg_mma<D, T, 4, true>(p, sg, ld, mo, ml);
+				attn_seg_mma<D, T, 4, true>(p, sg, ld, mo, ml, ps);
 			else
-				attn_seg_mma<D, T, 2>(p, sg, ld, mo, ml);
+				attn_seg_mma<D, T, 2>(p, sg, ld, mo, ml, ps);
 			break;
 		case ATTN_CLS_WR4:
 			if (ATTN_WGMMA && p.wg >= 2)
-				attn_seg_mma<D, T, 4, true>(p, sg, ld, mo, ml);
+				attn_seg_mma<D, T, 4, true>(p, sg, ld, mo, ml, ps);
 			else
-				attn_seg_mma<D, T, 4>(p, sg, ld, mo, ml);
+				attn_seg_mma<D, T, 4>(p, sg, ld, mo, ml, ps);
 			break;
 		default:
 			if (ATTN_WGMMA && p.wg >= 1)
-				attn_seg_mma<D, T, 8, true>(p, sg, ld, mo, ml);
+				attn_seg_mma<D, T, 8, true>(p, sg, ld, mo, ml, ps);
 			else
-				attn_seg_mma<D, T, 8>(p, sg, ld, mo, ml);
+				attn_seg_mma<D, T, 8>(p, sg, ld, mo, ml, ps);
 			break;
 		}
 	}

@@ -968,7 +968,7 @@ extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, 
 		return dt_err(err, "cuda attention profile: needs a plan of seq, deft-node or deft-flatten"),
 		       DT_ERR_ARG;
 	const int n_cta = a->n_cta_used;
-	const size_t n_seg = a->segs.size(), n = n_seg + 3 * (size_t)n_cta;
+	const size_t n_seg = a->segs.size(), n = 4 * n_seg + 3 * (size_t)n_cta;
 	if (n_cta == 0)
 		return 0;
 	CUDA_CHECK(cudaDeviceSynchronize());
@@ -991,7 +991,7 @@ extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, 
 	a->prof = nullptr;
 	if (rc)
 		return rc;
-	const unsigned long long *ct = t.data() + n_seg;
+	const unsigned long long *ct = t.data() + 4 * n_seg;
 	unsigned long long t_lo = ~0ull, t_hi = 0, t_done = 0;
 	double sum = 0, rsum = 0;
 	pr->n_cta = n_cta;
@@ -1012,16 +1012,27 @@ extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, 
 		pr->red_max_us = std::max(pr->red_max_us, rus);
 		sum += us;
 		rsum += rus;
+		if (a->cta_off[c] < a->cta_off[c + 1] && t[4 * a->cta_off[c]] > t0) {
+			const double pro = (t[4 * a->cta_off[c]] - t0) * 1e-3;
+			pr->pro_max_us = std::max(pr->pro_max_us, pro);
+			pr->pro_mean_us += pro / n_cta;
+		}
 		for (int32_t i = a->cta_off[c]; i < a->cta_off[c + 1]; i++) {
 			const attn_seg &sg = a->segs[i];
-			const unsigned long long e = i + 1 < a->cta_off[c + 1] ? t[i + 1] : t1;
-			const double y = e > t[i] ? (e - t[i]) * 1e-3 : 0.0;
+			const unsigned long long *st = &t[4 * (size_t)i];
+			const unsigned long long e = i + 1 < a->cta_off[c + 1] ? st[4] : t1;
+			const double y = e > st[0] ? (e - st[0]) * 1e-3 : 0.0;
 			const double x = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
 			const int k = sg.cls == ATTN_CLS_CC ? 0 : sg.cls - 1, m = sg.gtok0 >= 0;
 			cuda_attn_prof_class &pc = pr->cls[k][m];
 			pc.n_seg++;
 			pc.n_tiles += (int64_t)x;
 			pc.us += y;
+			if (st[1] >= st[0] && st[2] >= st[1] && e >= st[2] && st[1] != 0) {
+				pc.q_us += (st[1] - st[0]) * 1e-3;
+				pc.loop_us += (st[2] - st[1]) * 1e-3;
+				pc.epi_us += (e - st[2]) * 1e-3;
+			}
 			fit &f = fits[k][m];
 			f.n += 1;
 			f.x += x;

@@ -178,6 +178,9 @@ struct cuda_attn_prof_class {
 	int64_t n_tiles;               /* 64-token tiles */
 	double us;                     /* total segment time, all CTAs */
 	double us_per_tile, us_fixed;  /* the fitted line (0 when fewer than 2 segments) */
+	double q_us, loop_us, epi_us;  /* the segment time split, all CTAs (thread 0's view): start
+					  to its query rows loaded, to its last tile done, to the
+					  next segment's start */
 };
 struct cuda_attn_prof {
 	int32_t n_cta;
@@ -186,6 +189,7 @@ struct cuda_attn_prof {
 	double red_max_us, red_mean_us; /* per CTA: segments done to end (the fused reduction:
 					   its own keys, then helping others, attn_finish) */
 	double tail_us;           /* last CTA's segments done to the last CTA's end */
+	double pro_max_us, pro_mean_us; /* per CTA: start to its first segment (descriptors, first rows) */
 	int32_t fused, help;      /* the plan's reduction: fused into the kernel, with helpers */
 	double model_max, model_mean;   /* the plan's cost model: busiest / average CTA */
 	struct cuda_attn_prof_class cls[4][2]; /* [CC, <=32, <=64, <=128 rows][full, masked] */

@@ -558,20 +558,23 @@ static void ba_print_prof(const char *algo, const struct cuda_attn_prof *p)
 {
 	const double model = p->model_max > 0 ? p->model_mean / p->model_max : 0;
 	printf("    prof %s: %d CTAs, span %.1f us, CTA segments max %.1f mean %.1f us (balance %.2f, "
-	       "model %.2f), reduction %s: tail %.1f us, per CTA max %.1f mean %.1f us\n",
+	       "model %.2f), prologue max %.1f mean %.1f us, reduction %s: tail %.1f us, per CTA max %.1f "
+	       "mean %.1f us\n",
 	       algo, p->n_cta, p->span_us, p->cta_max_us, p->cta_mean_us,
-	       p->cta_max_us > 0 ? p->cta_mean_us / p->cta_max_us : 0.0, model,
-	       !p->fused ? "separate" : p->help ? "fused+help" : "fused", p->tail_us, p->red_max_us,
-	       p->red_mean_us);
+	       p->cta_max_us > 0 ? p->cta_mean_us / p->cta_max_us : 0.0, model, p->pro_max_us,
+	       p->pro_mean_us, !p->fused ? "separate" : p->help ? "fused+help" : "fused", p->tail_us,
+	       p->red_max_us, p->red_mean_us);
 	for (int k = 0; k < 4; k++)
 		for (int m = 0; m < 2; m++) {
 			const struct cuda_attn_prof_class *c = &p->cls[k][m];
 			if (c->n_seg == 0)
 				continue;
 			printf("    prof   %-4s %-6s %6d segs %8lld tiles %9.1f us (%.3f us/tile); fit %.3f us/tile "
-			       "+ %.2f us/seg\n",
+			       "+ %.2f us/seg; per seg: query %.2f, tiles %.2f (%.3f/tile), end %.2f us\n",
 			       ba_cls_name[k], m ? "masked" : "full", c->n_seg, (long long)c->n_tiles, c->us,
-			       c->n_tiles > 0 ? c->us / c->n_tiles : 0.0, c->us_per_tile, c->us_fixed);
+			       c->n_tiles > 0 ? c->us / c->n_tiles : 0.0, c->us_per_tile, c->us_fixed,
+			       c->q_us / c->n_seg, c->loop_us / c->n_seg,
+			       c->n_tiles > 0 ? c->loop_us / c->n_tiles : 0.0, c->epi_us / c->n_seg);
 		}
 }
 
@@ -582,13 +585,17 @@ static json_t *ba_prof_json(const struct cuda_attn_prof *p)
 		for (int m = 0; m < 2; m++) {
 			const struct cuda_attn_prof_class *c = &p->cls[k][m];
 			if (c->n_seg)
-				json_array_append_new(jc, json_pack("{s:s,s:b,s:i,s:I,s:f,s:f,s:f}", "class",
-								    ba_cls_name[k], "masked", m, "segments",
-								    c->n_seg, "tiles", (json_int_t)c->n_tiles,
-								    "us", c->us, "fit_us_per_tile",
-								    c->us_per_tile, "fit_us_fixed", c->us_fixed));
+				json_array_append_new(jc, json_pack("{s:s,s:b,s:i,s:I,s:f,s:f,s:f,s:f,s:f,s:f}",
+								    "class", ba_cls_name[k], "masked", m,
+								    "segments", c->n_seg, "tiles",
+								    (json_int_t)c->n_tiles, "us", c->us,
+								    "fit_us_per_tile", c->us_per_tile,
+								    "fit_us_fixed", c->us_fixed, "query_us",
+								    c->q_us, "tiles_us", c->loop_us, "end_us",
+								    c->epi_us));
 		}
-	return json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:f,s:o}", "ctas", p->n_cta, "span_us",
+	return json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:f,s:o}", "ctas", p->n_cta,
+			 "prologue_max_us", p->pro_max_us, "prologue_mean_us", p->pro_mean_us, "span_us",
 			 p->span_us, "cta_max_us", p->cta_max_us, "cta_mean_us", p->cta_mean_us, "red_max_us",
 			 p->red_max_us, "red_mean_us", p->red_mean_us, "model_max", p->model_max,
 			 "model_mean", p->model_mean, "reduction",
