@@ -25,6 +25,14 @@ template <> __device__ __forceinline__ __nv_bfloat16 attn_from_float<__nv_bfloat
 	return __float2bfloat16_rn(x);
 }
 
+/* %globaltimer, ns (the profile's stamps) */
+__device__ __forceinline__ unsigned long long attn_gtimer()
+{
+	unsigned long long t;
+	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+	return t;
+}
+
 __device__ __forceinline__ float attn_to_float(__half x)
 {
 	return __half2float(x);
@@ -198,8 +206,11 @@ struct attn_kparams {
 	int32_t n_kv_head, fuse;
 	int32_t wg; /* warpgroup MMA (sm_90a builds): 0 off, 1 for 65-128-row segments, 2 also
 		       33-64, 3 every tensor-core segment (DT_ATTN_WG; kernels/NOTES.md) */
-	/* profile (cuda_attn_profile, else NULL): %globaltimer stamps, ns: prof[s] when a CTA
-	 * starts segment s; then per CTA c at prof[n_segs + 3 c ..]: start, segments done
+	int32_t qpf0; /* 1: each CTA prefetches its first segment's query rows into L2 before
+			 its first K/V tiles (DT_ATTN_QPF0) */
+	/* profile (cuda_attn_profile, else NULL): %globaltimer stamps, ns: prof[4 s ..] segment s
+	 * started, its query rows loaded, its last tile done (thread 0), unused; then per CTA c
+	 * at prof[4 n_segs + 3 c ..]: start, segments done
 	 * (before the fused reduction), end; n_segs = cta_off[gridDim.x] */
 	unsigned long long *prof;
 };
@@ -368,6 +379,9 @@ struct attn_rparams {
 	const int32_t *red_off, *red_slot;
 	float *out;
 	int32_t n_queries, n_head, n_kv_head, hpk;
+	/* profile (cuda_attn_profile, else NULL): per block b, prof[3 b ..] = %globaltimer at
+	 * its start, after griddepcontrol.wait (the partials complete), its last warp's end */
+	unsigned long long *prof;
 };
 int attn_reduce_launch(const struct attn_rparams *p, int head_dim, cudaStream_t s, char *err);
 

@@ -280,13 +280,6 @@ template <int D, typename T> struct attn_loader {
 	}
 };
 
-__device__ __forceinline__ unsigned long long attn_gtimer()
-{
-	unsigned long long t;
-	asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-	return t;
-}
-
 // ---- the merge: parts of (m, l, O) per row -> one normalized partial
 
 /* parts x prow rows parked in mo/ml (m in ml[0..128), l in ml[128..256)),
@@ -962,6 +955,17 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 		for (int i = threadIdx.x; i < n; i += ATTN_THREADS)
 			segs_s[i] = __ldg(src + i);
 		__syncthreads();
+	}
+	if (p.qpf0) { /* the first segment's query rows, before the K/V flood of every CTA */
+		const attn_seg sg = attn_load_seg(p, s0, segs_s, s0);
+		constexpr int LB = 128; /* bytes per L2 line request */
+		const int per = p.hpk * D * (int)sizeof(T) / LB; /* lines per entry */
+		for (int i = threadIdx.x; i < sg.ne * per; i += ATTN_THREADS) {
+			const int e = i / per, b = i - e * per;
+			const int qi = p.entry_query[sg.entry0 + e];
+			const char *a = (const char *)p.q + ((size_t)qi * p.n_head + sg.kvh * p.hpk) * D * sizeof(T);
+			asm volatile("prefetch.global.L2 [%0];" ::"l"(a + b * LB));
+		}
 	}
 	attn_loader<D, T> ld;
 	ld.start(p, s0, s1, kv_s, mb_s, rows_s, segs_s);

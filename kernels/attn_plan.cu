@@ -70,6 +70,9 @@ extern "C" {
 				write of a segment cost about two tiles (v6 sweep) */
 #define PLAN_SNAP_TOK 0       /* a unit cut across CTAs keeps no end piece shorter than this
 				 (tokens; 0: off) */
+#define PLAN_QPF0 0           /* 1: the first segment's query rows prefetched into L2 ahead of
+				 the first K/V tiles (the stamps of v13: its query wait was 4-5 us
+				 behind the CTAs' first tiles) */
 #define PLAN_WG 1             /* warpgroup MMA (sm_90a builds) for segments of 65-128 rows;
 				 2: also 33-64 rows, 3: all tensor-core segments, 0: mma.sync only */
 #define PLAN_BALANCE 1.03     /* after the split, move work from the busiest CTA until it is
@@ -175,6 +178,7 @@ struct cuda_attn {
 	double cls_cost[3] = { 0, 0, 0 }; /* DT_ATTN_CLS_COST=w32,w64,w128: per-token cost of the
 					     <= 32 / 64 / 128-row classes (0: the row_cost rule) */
 	int32_t wg = PLAN_WG;             /* DT_ATTN_WG: warpgroup MMA level (attn_kparams.wg) */
+	int32_t qpf0 = PLAN_QPF0;         /* DT_ATTN_QPF0 (attn_kparams.qpf0) */
 	int32_t n_bits = 0; /* uint2 visibility words of the masked segments */
 	std::vector<int64_t> e_moff;
 
@@ -191,7 +195,8 @@ struct cuda_attn {
 	       seg_bits_cap = 0, red_cnt_cap = 0;
 
 	struct cuda_attn_stats st;
-	unsigned long long *prof = nullptr; /* set during cuda_attn_profile */
+	unsigned long long *prof = nullptr;     /* set during cuda_attn_profile */
+	unsigned long long *red_prof = nullptr; /* the separate reduction's, the same */
 };
 
 extern "C" struct cuda_attn_params cuda_attn_default_params(void)
@@ -281,6 +286,9 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 	const char *wg = getenv("DT_ATTN_WG");
 	if (wg && wg[0] >= '0' && wg[0] <= '3' && !wg[1])
 		a->wg = wg[0] - '0';
+	const char *qp = getenv("DT_ATTN_QPF0");
+	if (qp && (qp[0] == '0' || qp[0] == '1') && !qp[1])
+		a->qpf0 = qp[0] - '0';
 	const char *hp = getenv("DT_ATTN_HELP");
 	if (hp && (hp[0] == '0' || hp[0] == '1') && !hp[1])
 		a->help_env = hp[0] - '0';
@@ -925,6 +933,7 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 		kp2.n_kv_head = a->p.n_kv_head;
 		kp2.fuse = a->fuse ? 1 : 0;
 		kp2.wg = a->wg;
+		kp2.qpf0 = a->qpf0;
 		kp2.prof = a->prof;
 		if (a->fuse) {
 			kp2.cta_keys = dptr<int4>(a->d_cta_keys);
@@ -954,10 +963,20 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 	rp.n_head = a->p.n_head;
 	rp.n_kv_head = a->p.n_kv_head;
 	rp.hpk = a->hpk;
+	rp.prof = a->red_prof;
 	return attn_reduce_launch(&rp, a->p.head_dim, 0, err);
 }
 
 // ---- profile: where the fused kernel's time goes
+
+/* Keeps the GPU busy while the host enqueues the profiled step, so the events
+ * around it time the GPU, not the host's launch (as cuda_bench_time does). */
+static __global__ void prof_spin(unsigned long long ns)
+{
+	const unsigned long long t0 = attn_gtimer();
+	while (attn_gtimer() - t0 < ns) {
+	}
+}
 
 extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, int32_t layer,
 				 int32_t copy, const void *q, float *out, struct cuda_attn_prof *pr,
@@ -971,26 +990,43 @@ extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, 
 	const size_t n_seg = a->segs.size(), n = 4 * n_seg + 3 * (size_t)n_cta;
 	if (n_cta == 0)
 		return 0;
+	/* the separate reduction's blocks (attn_reduce.cu: 8 warps, one (query, head) each) */
+	const size_t n_red = a->fuse ? 0 : 3 * (((size_t)a->n_queries * a->p.n_head + 7) / 8);
 	CUDA_CHECK(cudaDeviceSynchronize());
-	CUDA_CHECK(cudaMalloc(&a->prof, n * sizeof(unsigned long long)));
-	if (cudaMemset(a->prof, 0, n * sizeof(unsigned long long)) != cudaSuccess) {
+	CUDA_CHECK(cudaMalloc(&a->prof, (n + n_red) * sizeof(unsigned long long)));
+	cudaEvent_t ev[2] = { nullptr, nullptr };
+	if (cudaMemset(a->prof, 0, (n + n_red) * sizeof(unsigned long long)) != cudaSuccess ||
+	    cudaEventCreate(&ev[0]) != cudaSuccess || cudaEventCreate(&ev[1]) != cudaSuccess) {
 		cudaFree(a->prof);
 		a->prof = nullptr;
+		for (cudaEvent_t e : ev)
+			if (e)
+				cudaEventDestroy(e);
 		return dt_err(err, "cuda attention profile: %s", cudaGetErrorString(cudaGetLastError())),
 		       DT_ERR_DEVICE;
 	}
+	a->red_prof = n_red ? a->prof + n : nullptr;
+	prof_spin<<<1, 1>>>(500000ull);
+	cudaEventRecord(ev[0], 0);
 	int rc = cuda_attn_run(a, kv, layer, copy, q, out, err);
-	std::vector<unsigned long long> t(n);
+	cudaEventRecord(ev[1], 0);
+	std::vector<unsigned long long> t(n + n_red);
+	float step_ms = 0;
 	if (!rc && (cudaDeviceSynchronize() != cudaSuccess ||
-		    cudaMemcpy(t.data(), a->prof, n * sizeof(unsigned long long), cudaMemcpyDeviceToHost) !=
-			    cudaSuccess)) {
+		    cudaMemcpy(t.data(), a->prof, (n + n_red) * sizeof(unsigned long long),
+			       cudaMemcpyDeviceToHost) != cudaSuccess ||
+		    cudaEventElapsedTime(&step_ms, ev[0], ev[1]) != cudaSuccess)) {
 		dt_err(err, "cuda attention profile: %s", cudaGetErrorString(cudaGetLastError()));
 		rc = DT_ERR_DEVICE;
 	}
 	cudaFree(a->prof);
 	a->prof = nullptr;
+	a->red_prof = nullptr;
+	cudaEventDestroy(ev[0]);
+	cudaEventDestroy(ev[1]);
 	if (rc)
 		return rc;
+	pr->step_us = step_ms * 1e3;
 	const unsigned long long *ct = t.data() + 4 * n_seg;
 	unsigned long long t_lo = ~0ull, t_hi = 0, t_done = 0;
 	double sum = 0, rsum = 0;
@@ -1030,6 +1066,10 @@ extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, 
 			pc.us += y;
 			if (st[1] >= st[0] && st[2] >= st[1] && e >= st[2] && st[1] != 0) {
 				pc.q_us += (st[1] - st[0]) * 1e-3;
+				if (i == a->cta_off[c]) {
+					pc.n_first++;
+					pc.q_first_us += (st[1] - st[0]) * 1e-3;
+				}
 				pc.loop_us += (st[2] - st[1]) * 1e-3;
 				pc.epi_us += (e - st[2]) * 1e-3;
 			}
@@ -1042,6 +1082,24 @@ extern "C" int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, 
 		}
 	}
 	pr->span_us = t_hi > t_lo ? (t_hi - t_lo) * 1e-3 : 0.0;
+	pr->timeline_us = pr->span_us;
+	if (n_red) { /* the reduction grid on the same clock */
+		unsigned long long r0 = ~0ull, r1 = ~0ull, r2 = 0;
+		for (size_t b = 0; b < n_red / 3; b++) {
+			const unsigned long long *rb = t.data() + n + 3 * b;
+			if (rb[0])
+				r0 = std::min(r0, rb[0]);
+			if (rb[1])
+				r1 = std::min(r1, rb[1]);
+			r2 = std::max(r2, rb[2]);
+		}
+		if (r1 != ~0ull && r2 > r1 && t_hi > t_lo) {
+			pr->red_start_us = ((double)r0 - (double)t_hi) * 1e-3;
+			pr->red_wait_us = ((double)r1 - (double)t_hi) * 1e-3;
+			pr->red_us = (r2 - r1) * 1e-3;
+			pr->timeline_us = (std::max(r2, t_hi) - t_lo) * 1e-3;
+		}
+	}
 	pr->tail_us = t_hi > t_done ? (t_hi - t_done) * 1e-3 : 0.0;
 	pr->cta_mean_us = sum / n_cta;
 	pr->red_mean_us = rsum / n_cta;

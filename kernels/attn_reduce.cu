@@ -28,8 +28,13 @@ extern "C" {
 
 template <int D> static __global__ void attn_reduce_kernel(const attn_rparams p)
 {
+	unsigned long long *prof = p.prof ? p.prof + 3 * blockIdx.x : nullptr;
+	if (prof && threadIdx.x == 0)
+		prof[0] = attn_gtimer();
 	/* launched early (programmatic dependent launch): wait for the partials */
 	asm volatile("griddepcontrol.wait;" ::: "memory");
+	if (prof && threadIdx.x == 0)
+		prof[1] = attn_gtimer();
 	const int warp = threadIdx.x >> 5;
 	const long idx = (long)blockIdx.x * RED_WARPS + warp;
 	if (idx >= (long)p.n_queries * p.n_head)
@@ -39,6 +44,8 @@ template <int D> static __global__ void attn_reduce_kernel(const attn_rparams p)
 	const long key = (long)q * p.n_kv_head + kvh;
 	attn_reduce_heads<D, 1>(p.part_o, p.part_lse, p.red_slot, p.red_off[key], p.red_off[key + 1], p.hpk,
 			     j0, p.out + ((size_t)q * p.n_head + kvh * p.hpk + j0) * D);
+	if (prof && (threadIdx.x & 31) == 0)
+		atomicMax(prof + 2, attn_gtimer());
 }
 
 int attn_reduce_launch(const attn_rparams *p, int head_dim, cudaStream_t s, char *err)

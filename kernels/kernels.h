@@ -181,6 +181,8 @@ struct cuda_attn_prof_class {
 	double q_us, loop_us, epi_us;  /* the segment time split, all CTAs (thread 0's view): start
 					  to its query rows loaded, to its last tile done, to the
 					  next segment's start */
+	int32_t n_first;               /* segments that are their CTA's first */
+	double q_first_us;             /* their q_us */
 };
 struct cuda_attn_prof {
 	int32_t n_cta;
@@ -190,6 +192,12 @@ struct cuda_attn_prof {
 					   its own keys, then helping others, attn_finish) */
 	double tail_us;           /* last CTA's segments done to the last CTA's end */
 	double pro_max_us, pro_mean_us; /* per CTA: start to its first segment (descriptors, first rows) */
+	/* the separate reduction grid against the partial kernel's last CTA end (%globaltimer):
+	 * its first block's start (negative: launched early under PDL), its first block past
+	 * griddepcontrol.wait, and first past the wait to its last warp's end */
+	double red_start_us, red_wait_us, red_us;
+	double timeline_us; /* first CTA start to the reduction's end */
+	double step_us;     /* the profiled step between two CUDA events (launch gaps included) */
 	int32_t fused, help;      /* the plan's reduction: fused into the kernel, with helpers */
 	double model_max, model_mean;   /* the plan's cost model: busiest / average CTA */
 	struct cuda_attn_prof_class cls[4][2]; /* [CC, <=32, <=64, <=128 rows][full, masked] */

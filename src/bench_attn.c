@@ -564,16 +564,24 @@ static void ba_print_prof(const char *algo, const struct cuda_attn_prof *p)
 	       p->cta_max_us > 0 ? p->cta_mean_us / p->cta_max_us : 0.0, model, p->pro_max_us,
 	       p->pro_mean_us, !p->fused ? "separate" : p->help ? "fused+help" : "fused", p->tail_us,
 	       p->red_max_us, p->red_mean_us);
+	printf("    prof   step %.1f us (events) = kernels %.1f us (first CTA start to the reduction's end) "
+	       "+ %.1f us outside; reduction grid: starts %+.1f us, past its wait %+.1f us after the last "
+	       "CTA, runs %.1f us\n",
+	       p->step_us, p->timeline_us, p->step_us - p->timeline_us, p->red_start_us, p->red_wait_us,
+	       p->red_us);
 	for (int k = 0; k < 4; k++)
 		for (int m = 0; m < 2; m++) {
 			const struct cuda_attn_prof_class *c = &p->cls[k][m];
 			if (c->n_seg == 0)
 				continue;
 			printf("    prof   %-4s %-6s %6d segs %8lld tiles %9.1f us (%.3f us/tile); fit %.3f us/tile "
-			       "+ %.2f us/seg; per seg: query %.2f, tiles %.2f (%.3f/tile), end %.2f us\n",
+			       "+ %.2f us/seg; per seg: query %.2f (first of a CTA %.2f x %d, others %.2f), "
+			       "tiles %.2f (%.3f/tile), end %.2f us\n",
 			       ba_cls_name[k], m ? "masked" : "full", c->n_seg, (long long)c->n_tiles, c->us,
 			       c->n_tiles > 0 ? c->us / c->n_tiles : 0.0, c->us_per_tile, c->us_fixed,
-			       c->q_us / c->n_seg, c->loop_us / c->n_seg,
+			       c->q_us / c->n_seg, c->n_first ? c->q_first_us / c->n_first : 0.0, c->n_first,
+			       c->n_seg > c->n_first ? (c->q_us - c->q_first_us) / (c->n_seg - c->n_first) : 0.0,
+			       c->loop_us / c->n_seg,
 			       c->n_tiles > 0 ? c->loop_us / c->n_tiles : 0.0, c->epi_us / c->n_seg);
 		}
 }
@@ -594,13 +602,19 @@ static json_t *ba_prof_json(const struct cuda_attn_prof *p)
 								    c->q_us, "tiles_us", c->loop_us, "end_us",
 								    c->epi_us));
 		}
-	return json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:f,s:o}", "ctas", p->n_cta,
+	json_t *j = json_pack("{s:f,s:f,s:f,s:f,s:f}", "step_us", p->step_us, "timeline_us",
+			      p->timeline_us, "red_start_us", p->red_start_us, "red_wait_us",
+			      p->red_wait_us, "red_us", p->red_us);
+	json_t *k = json_pack("{s:i,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:s,s:f,s:o}", "ctas", p->n_cta,
 			 "prologue_max_us", p->pro_max_us, "prologue_mean_us", p->pro_mean_us, "span_us",
 			 p->span_us, "cta_max_us", p->cta_max_us, "cta_mean_us", p->cta_mean_us, "red_max_us",
 			 p->red_max_us, "red_mean_us", p->red_mean_us, "model_max", p->model_max,
 			 "model_mean", p->model_mean, "reduction",
 			 !p->fused ? "separate" : p->help ? "fused+help" : "fused", "tail_us", p->tail_us,
 			 "classes", jc);
+	json_object_update(k, j);
+	json_decref(j);
+	return k;
 }
 
 static void ba_usage(FILE *f)

@@ -170,7 +170,7 @@ if has exp; then
 	W="--workloads $SRC/.devcarry/workloads"
 	{
 		stamp "exp: ${EXP_ARGS:-none}"
-		[ -n "${EXP_ARGS:-}" ] && env ${EXP_ENV:-} timeout 150 ./bench_attn $W $EXP_ARGS | tail -25
+		[ -n "${EXP_ARGS:-}" ] && env ${EXP_ENV:-} timeout 150 ./bench_attn $W $EXP_ARGS
 		echo "exit $?"
 	} >"$OUT/exp.log" 2>&1
 fi
