@@ -236,46 +236,47 @@ int attn_part_launch(const struct attn_kparams *p, int head_dim, enum cuda_dtype
 
 /* Lane i of the n (<= 32) partials at list position c: returns its slot
  * and sets x to its log-sum-exp per head (-inf past the list's end). */
-template <int H>
-__device__ __forceinline__ int attn_red_chunk(const int32_t *red_slot, const float *part_lse, int c,
-					      int n, int hpk, int j0, int nh, float (&x)[H])
+/* Lane i's slot of partial c + i of a reduction list (i < n), else 0: plan
+ * data, so the separate grid loads it before waiting for the partials. */
+__device__ __forceinline__ int attn_red_slot(const int32_t *red_slot, int c, int n)
 {
 	const int lane = threadIdx.x & 31;
-	int s = 0;
+	return lane < n ? red_slot[c + lane] : 0;
+}
+
+/* Lane i's log-sum-exp of the partial whose slot it holds (heads j0 .. j0 +
+ * nh), -inf for lanes >= n. */
+template <int H>
+__device__ __forceinline__ void attn_red_lse(const float *part_lse, int s, int n, int hpk, int j0, int nh,
+					     float (&x)[H])
+{
+	const int lane = threadIdx.x & 31;
+	const size_t r = (size_t)s * hpk + j0;
 #pragma unroll
 	for (int jj = 0; jj < H; jj++)
-		x[jj] = -INFINITY;
-	if (lane < n) {
-		s = red_slot[c + lane];
-		const size_t r = (size_t)s * hpk + j0;
-#pragma unroll
-		for (int jj = 0; jj < H; jj++)
-			if (jj < nh)
-				x[jj] = __ldcg(part_lse + r + jj);
-	}
-	return s;
+		x[jj] = lane < n && jj < nh ? __ldcg(part_lse + r + jj) : -INFINITY;
 }
 
 /* One warp merges the partial rows red_slot[b .. e) x hpk + j0 .. j0 + nh
  * (nh = min(H, hpk - j0) query heads of one KV head) into dst (nh rows of D
- * floats): pass 1 takes each head's largest log-sum-exp (lane i holds
- * partial b + i, then b + 32 + i, ..); pass 2 walks the list in order, 32
- * partials at a time (lane i holds partial i's slot and weight
- * exp(lse - M); the first 32 are still in registers from pass 1), and
- * accumulates w * out and w in fp32 in list order; every lane owns D/32
- * consecutive dims.  In the separate grid (H = 1) the rows of U = 6
- * partials are loaded before any is added, so a speculative tree's key (about
- * 5 partials) waits on the slot, the lse and one round of row loads (v12); the
- * fused kernel (H = 4, no registers to spare) loads one row after another.
- * Each head's sum is the same whatever H is.  The partials were written by other CTAs of this
- * grid or an earlier one: read through L2 (ld.cg). */
-template <int D, int H>
+ * floats); s0 is lane i's slot of partial b + i (attn_red_slot, loaded by the
+ * caller).  Pass 1 takes each head's largest log-sum-exp (lane i holds partial
+ * b + i, then b + 32 + i, ..); pass 2 walks the list in order, 32 partials at a
+ * time (lane i holds partial i's slot and weight exp(lse - M); the first 32 are
+ * still in registers from pass 1), and accumulates w * out and w in fp32 in
+ * list order; every lane owns D/32 consecutive dims.  In the separate grid
+ * (H = 1) the rows of U partials are loaded before any is added (U = 6 where
+ * the grid has many warps, 16 where it has few and each waits on its own
+ * loads: v13); the fused kernel (H = 4, no registers to spare) loads one row
+ * after another.  Each head's sum is the same whatever H and U are.  The
+ * partials were written by other CTAs of this grid or an earlier one: read
+ * through L2 (ld.cg). */
+template <int D, int H, int U = 6>
 __device__ __forceinline__ void attn_reduce_heads(const float *part_o, const float *part_lse,
 						  const int32_t *red_slot, int b, int e, int hpk,
-						  int j0, float *dst)
+						  int j0, float *dst, int s0)
 {
 	constexpr int E = D / 32;           /* dims per lane: 4 or 2 */
-	constexpr int U = 6;                /* separate grid (H = 1): partials whose rows are in flight at once */
 	using V = typename std::conditional<E == 4, float4, float2>::type;
 	const int lane = threadIdx.x & 31;
 	const int nh = min(H, hpk - j0);
@@ -287,7 +288,7 @@ __device__ __forceinline__ void attn_reduce_heads(const float *part_o, const flo
 		for (int k = 0; k < E; k++)
 			acc[jj][k] = 0.f;
 	}
-	const int s0 = attn_red_chunk<H>(red_slot, part_lse, b, min(32, e - b), hpk, j0, nh, x0);
+	attn_red_lse<H>(part_lse, s0, min(32, e - b), hpk, j0, nh, x0);
 #pragma unroll
 	for (int jj = 0; jj < H; jj++)
 		M[jj] = x0[jj];
@@ -307,7 +308,11 @@ __device__ __forceinline__ void attn_reduce_heads(const float *part_o, const flo
 	}
 	for (int c = b; c < e; c += 32) {
 		const int n = min(32, e - c);
-		const int s = c == b ? s0 : attn_red_chunk<H>(red_slot, part_lse, c, n, hpk, j0, nh, x0);
+		int s = s0;
+		if (c != b) {
+			s = attn_red_slot(red_slot, c, n);
+			attn_red_lse<H>(part_lse, s, n, hpk, j0, nh, x0);
+		}
 		float w[H];
 #pragma unroll
 		for (int jj = 0; jj < H; jj++)

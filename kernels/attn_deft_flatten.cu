@@ -556,14 +556,16 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 		l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 2);
 		l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 1);
 		l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 2);
-		if (TS > 1 && ts > 0) {
+		if (TS > 1 && ts > 0) { /* only the rows that exist (a 4-row segment parks 4 of 16) */
 			const int base = (ts - 1) * 16 * WR;
 #pragma unroll
 			for (int i = 0; i < DT; i++) {
-				*reinterpret_cast<float2 *>(&mo[(base + r_lo) * C::MS + 8 * i + 2 * q4]) =
-					make_float2(o[i][0], o[i][1]);
-				*reinterpret_cast<float2 *>(&mo[(base + r_hi) * C::MS + 8 * i + 2 * q4]) =
-					make_float2(o[i][2], o[i][3]);
+				if (r_lo < n_rows)
+					*reinterpret_cast<float2 *>(&mo[(base + r_lo) * C::MS + 8 * i + 2 * q4]) =
+						make_float2(o[i][0], o[i][1]);
+				if (r_hi < n_rows)
+					*reinterpret_cast<float2 *>(&mo[(base + r_hi) * C::MS + 8 * i + 2 * q4]) =
+						make_float2(o[i][2], o[i][3]);
 			}
 			if (q4 == 0) { /* m in log2 units of the scaled score */
 				ml[base + r_lo] = m_lo * sl2;
@@ -601,8 +603,12 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 			L_hi += v_hi * ml[ATTN_MAX_ROWS + b + r_hi];
 #pragma unroll
 			for (int i = 0; i < DT; i++) {
-				const float2 x = *reinterpret_cast<const float2 *>(&mo[(b + r_lo) * C::MS + 8 * i + 2 * q4]);
-				const float2 y = *reinterpret_cast<const float2 *>(&mo[(b + r_hi) * C::MS + 8 * i + 2 * q4]);
+				const float2 x = r_lo < n_rows ? *reinterpret_cast<const float2 *>(
+									 &mo[(b + r_lo) * C::MS + 8 * i + 2 * q4])
+							       : make_float2(0.f, 0.f);
+				const float2 y = r_hi < n_rows ? *reinterpret_cast<const float2 *>(
+									 &mo[(b + r_hi) * C::MS + 8 * i + 2 * q4])
+							       : make_float2(0.f, 0.f);
 				o[i][0] += v_lo * x.x;
 				o[i][1] += v_lo * x.y;
 				o[i][2] += v_hi * y.x;
@@ -768,7 +774,8 @@ template <int D> __device__ __forceinline__ void attn_merge_task(const attn_kpar
 	const int4 kk = __ldg(&p.cta_keys[i]);
 	const int q = kk.x / p.n_kv_head, kvh = kk.x - q * p.n_kv_head;
 	attn_reduce_heads<D, ATTN_RED_HEADS>(p.part_o, p.part_lse, p.red_slot, kk.z, kk.w, p.hpk, j0,
-					     p.out + ((size_t)q * p.n_head + kvh * p.hpk + j0) * D);
+					     p.out + ((size_t)q * p.n_head + kvh * p.hpk + j0) * D,
+					     attn_red_slot(p.red_slot, kk.z, min(32, kk.w - kk.z)));
 	if (g == 0 && (threadIdx.x & 31) == 0)
 		p.red_cnt[kk.x] = 0;
 }

@@ -26,24 +26,32 @@ extern "C" {
 
 #define RED_WARPS 8 /* warps per 256-thread block */
 
-template <int D> static __global__ void attn_reduce_kernel(const attn_rparams p)
+/* One warp per (query, query head).  The list bounds and the first 32 slots
+ * are plan data, written before the partial kernel ran: loaded before
+ * griddepcontrol.wait, so after it a warp waits on the lse and then its rows
+ * (in rounds of U). */
+template <int D, int U>
+static __global__ void __launch_bounds__(RED_WARPS * 32) attn_reduce_kernel(const attn_rparams p)
 {
 	unsigned long long *prof = p.prof ? p.prof + 3 * blockIdx.x : nullptr;
 	if (prof && threadIdx.x == 0)
 		prof[0] = attn_gtimer();
+	const int warp = threadIdx.x >> 5;
+	const long idx = (long)blockIdx.x * RED_WARPS + warp;
+	const bool valid = idx < (long)p.n_queries * p.n_head;
+	const int q = valid ? (int)(idx / p.n_head) : 0, h = valid ? (int)(idx % p.n_head) : 0;
+	const int kvh = h / p.hpk, j0 = h - kvh * p.hpk;
+	const long key = (long)q * p.n_kv_head + kvh;
+	const int b = valid ? p.red_off[key] : 0, e = valid ? p.red_off[key + 1] : 0;
+	const int s0 = attn_red_slot(p.red_slot, b, min(32, e - b));
 	/* launched early (programmatic dependent launch): wait for the partials */
 	asm volatile("griddepcontrol.wait;" ::: "memory");
 	if (prof && threadIdx.x == 0)
 		prof[1] = attn_gtimer();
-	const int warp = threadIdx.x >> 5;
-	const long idx = (long)blockIdx.x * RED_WARPS + warp;
-	if (idx >= (long)p.n_queries * p.n_head)
+	if (!valid)
 		return;
-	const int q = (int)(idx / p.n_head), h = (int)(idx % p.n_head);
-	const int kvh = h / p.hpk, j0 = h - kvh * p.hpk;
-	const long key = (long)q * p.n_kv_head + kvh;
-	attn_reduce_heads<D, 1>(p.part_o, p.part_lse, p.red_slot, p.red_off[key], p.red_off[key + 1], p.hpk,
-			     j0, p.out + ((size_t)q * p.n_head + kvh * p.hpk + j0) * D);
+	attn_reduce_heads<D, 1, U>(p.part_o, p.part_lse, p.red_slot, b, e, p.hpk, j0,
+				   p.out + ((size_t)q * p.n_head + kvh * p.hpk + j0) * D, s0);
 	if (prof && (threadIdx.x & 31) == 0)
 		atomicMax(prof + 2, attn_gtimer());
 }
@@ -67,10 +75,14 @@ int attn_reduce_launch(const attn_rparams *p, int head_dim, cudaStream_t s, char
 	attr[0].val.programmaticStreamSerializationAllowed = 1;
 	cfg.attrs = attr;
 	cfg.numAttrs = 1;
+	/* few warps (one wave at 16 warps an SM): each waits on its own loads, so
+	 * more rows in flight per warp (U = 16, about 100 registers); many warps:
+	 * U = 6 (64 registers, 32 warps an SM) */
+	const bool few = pairs <= 2112;
 	if (head_dim == 128)
-		CUDA_CHECK(cudaLaunchKernelEx(&cfg, attn_reduce_kernel<128>, *p));
+		CUDA_CHECK(cudaLaunchKernelEx(&cfg, few ? attn_reduce_kernel<128, 16> : attn_reduce_kernel<128, 6>, *p));
 	else
-		CUDA_CHECK(cudaLaunchKernelEx(&cfg, attn_reduce_kernel<64>, *p));
+		CUDA_CHECK(cudaLaunchKernelEx(&cfg, few ? attn_reduce_kernel<64, 16> : attn_reduce_kernel<64, 6>, *p));
 	CUDA_CHECK_LAUNCH();
 	return 0;
 }
