@@ -206,8 +206,6 @@ struct attn_kparams {
 	int32_t n_kv_head, fuse;
 	int32_t wg; /* warpgroup MMA (sm_90a builds): 0 off, 1 for 65-128-row segments, 2 also
 		       33-64, 3 every tensor-core segment (DT_ATTN_WG; kernels/NOTES.md) */
-	int32_t qpf0; /* 1: each CTA prefetches its first segment's query rows into L2 before
-			 its first K/V tiles (DT_ATTN_QPF0) */
 	/* profile (cuda_attn_profile, else NULL): %globaltimer stamps, ns: prof[4 s ..] segment s
 	 * started, its query rows loaded, its last tile done (thread 0), unused; then per CTA c
 	 * at prof[4 n_segs + 3 c ..]: start, segments done

@@ -556,14 +556,15 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 		l_lo += __shfl_xor_sync(0xffffffffu, l_lo, 2);
 		l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 1);
 		l_hi += __shfl_xor_sync(0xffffffffu, l_hi, 2);
-		if (TS > 1 && ts > 0) { /* only the rows that exist (a 4-row segment parks 4 of 16) */
+		if (TS > 1 && ts > 0) { /* WR 2: only the rows that exist (a 4-row segment parks 4 of 16;
+					  guarding the 64-row path too made its merge 0.8 us slower, v13) */
 			const int base = (ts - 1) * 16 * WR;
 #pragma unroll
 			for (int i = 0; i < DT; i++) {
-				if (r_lo < n_rows)
+				if (WR > 2 || r_lo < n_rows)
 					*reinterpret_cast<float2 *>(&mo[(base + r_lo) * C::MS + 8 * i + 2 * q4]) =
 						make_float2(o[i][0], o[i][1]);
-				if (r_hi < n_rows)
+				if (WR > 2 || r_hi < n_rows)
 					*reinterpret_cast<float2 *>(&mo[(base + r_hi) * C::MS + 8 * i + 2 * q4]) =
 						make_float2(o[i][2], o[i][3]);
 			}
@@ -603,10 +604,10 @@ __device__ void attn_seg_mma(const attn_kparams &p, const attn_seg &sg, attn_loa
 			L_hi += v_hi * ml[ATTN_MAX_ROWS + b + r_hi];
 #pragma unroll
 			for (int i = 0; i < DT; i++) {
-				const float2 x = r_lo < n_rows ? *reinterpret_cast<const float2 *>(
+				const float2 x = WR > 2 || r_lo < n_rows ? *reinterpret_cast<const float2 *>(
 									 &mo[(b + r_lo) * C::MS + 8 * i + 2 * q4])
 							       : make_float2(0.f, 0.f);
-				const float2 y = r_hi < n_rows ? *reinterpret_cast<const float2 *>(
+				const float2 y = WR > 2 || r_hi < n_rows ? *reinterpret_cast<const float2 *>(
 									 &mo[(b + r_hi) * C::MS + 8 * i + 2 * q4])
 							       : make_float2(0.f, 0.f);
 				o[i][0] += v_lo * x.x;
@@ -962,17 +963,6 @@ __global__ void __launch_bounds__(ATTN_THREADS, 1) attn_part_kernel(const attn_k
 		for (int i = threadIdx.x; i < n; i += ATTN_THREADS)
 			segs_s[i] = __ldg(src + i);
 		__syncthreads();
-	}
-	if (p.qpf0) { /* the first segment's query rows, before the K/V flood of every CTA */
-		const attn_seg sg = attn_load_seg(p, s0, segs_s, s0);
-		constexpr int LB = 128; /* bytes per L2 line request */
-		const int per = p.hpk * D * (int)sizeof(T) / LB; /* lines per entry */
-		for (int i = threadIdx.x; i < sg.ne * per; i += ATTN_THREADS) {
-			const int e = i / per, b = i - e * per;
-			const int qi = p.entry_query[sg.entry0 + e];
-			const char *a = (const char *)p.q + ((size_t)qi * p.n_head + sg.kvh * p.hpk) * D * sizeof(T);
-			asm volatile("prefetch.global.L2 [%0];" ::"l"(a + b * LB));
-		}
 	}
 	attn_loader<D, T> ld;
 	ld.start(p, s0, s1, kv_s, mb_s, rows_s, segs_s);

@@ -70,11 +70,10 @@ extern "C" {
 				write of a segment cost about two tiles (v6 sweep) */
 #define PLAN_SNAP_TOK 0       /* a unit cut across CTAs keeps no end piece shorter than this
 				 (tokens; 0: off) */
-#define PLAN_QPF0 0           /* 1: the first segment's query rows prefetched into L2 ahead of
-				 the first K/V tiles (the stamps of v13: its query wait was 4-5 us
-				 behind the CTAs' first tiles) */
 #define PLAN_WG 1             /* warpgroup MMA (sm_90a builds) for segments of 65-128 rows;
 				 2: also 33-64 rows, 3: all tensor-core segments, 0: mma.sync only */
+#define PLAN_REBAL_ANY 0      /* 1: the rebalance looks at every segment of the busiest CTA, not
+				 only its last (v13; not yet run on a GPU, DT_ATTN_REBAL=1) */
 #define PLAN_BALANCE 1.03     /* after the split, move work from the busiest CTA until it is
 				 within this factor of the mean model cost (0: off; v12 H100:
 				 wide256 223 -> 164 us, wide64 81 -> 69, fewshot-l2 88 -> 77) */
@@ -175,10 +174,10 @@ struct cuda_attn {
 	double row_cost = PLAN_ROW_COST, unit_cost = PLAN_UNIT_COST; /* DT_ATTN_ROW_COST, DT_ATTN_UNIT_COST */
 	int32_t snap_tok = PLAN_SNAP_TOK; /* DT_ATTN_SNAP */
 	double balance = PLAN_BALANCE;     /* DT_ATTN_BALANCE */
+	int32_t rebal_any = PLAN_REBAL_ANY; /* DT_ATTN_REBAL */
 	double cls_cost[3] = { 0, 0, 0 }; /* DT_ATTN_CLS_COST=w32,w64,w128: per-token cost of the
 					     <= 32 / 64 / 128-row classes (0: the row_cost rule) */
 	int32_t wg = PLAN_WG;             /* DT_ATTN_WG: warpgroup MMA level (attn_kparams.wg) */
-	int32_t qpf0 = PLAN_QPF0;         /* DT_ATTN_QPF0 (attn_kparams.qpf0) */
 	int32_t n_bits = 0; /* uint2 visibility words of the masked segments */
 	std::vector<int64_t> e_moff;
 
@@ -280,15 +279,15 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 	const char *bl = getenv("DT_ATTN_BALANCE");
 	if (bl && (atof(bl) == 0 || atof(bl) >= 1))
 		a->balance = atof(bl);
+	const char *rb = getenv("DT_ATTN_REBAL");
+	if (rb && (rb[0] == '0' || rb[0] == '1') && !rb[1])
+		a->rebal_any = rb[0] - '0';
 	const char *cc = getenv("DT_ATTN_CLS_COST");
 	if (cc && sscanf(cc, "%lf,%lf,%lf", &a->cls_cost[0], &a->cls_cost[1], &a->cls_cost[2]) != 3)
 		a->cls_cost[0] = a->cls_cost[1] = a->cls_cost[2] = 0;
 	const char *wg = getenv("DT_ATTN_WG");
 	if (wg && wg[0] >= '0' && wg[0] <= '3' && !wg[1])
 		a->wg = wg[0] - '0';
-	const char *qp = getenv("DT_ATTN_QPF0");
-	if (qp && (qp[0] == '0' || qp[0] == '1') && !qp[1])
-		a->qpf0 = qp[0] - '0';
 	const char *hp = getenv("DT_ATTN_HELP");
 	if (hp && (hp[0] == '0' || hp[0] == '1') && !hp[1])
 		a->help_env = hp[0] - '0';
@@ -362,10 +361,15 @@ static double plan_seg_cost(const struct cuda_attn *a, const attn_seg &s)
  * twice, so the CTAs' model costs after merging are not even (v10 profile:
  * the model's busiest CTA 1.1-1.8x its mean, the measured 1.2-1.7x, and the
  * two go together).  Moves work from the busiest CTA to the idlest until the
- * busiest is within a->balance of the mean: the busiest CTA's last segment
- * whole when it fits, else its last tiles as a new segment (a full segment
- * stays full, a masked one keeps its group offset; every segment has its own
- * partial slots, so the result is as exact). */
+ * busiest is within a->balance of the mean: of its last segment (with
+ * rebal_any, of all its segments), whole or its last tiles as a new segment
+ * with a fixed cost of its own (about half the two CTAs' difference), the move
+ * that leaves the lower of the two highest (v13: v10 moved at most the idlest
+ * CTA's gap to the mean; the model stays at 0.76-0.88 of balanced on the
+ * speculative and few-shot trees either way, and looking at every segment is
+ * the next thing to measure).  A full segment stays full, a masked one keeps its
+ * group offset; every segment has its own partial slots, so the result is as
+ * exact. */
 static void plan_rebalance(struct cuda_attn *a)
 {
 	const int n_cta = a->n_cta;
@@ -378,7 +382,6 @@ static void plan_rebalance(struct cuda_attn *a)
 			load[c] += plan_seg_cost(a, sg);
 		total += load[c];
 	}
-	const double mean = total / n_cta, limit = a->balance * mean;
 	bool moved = false;
 	for (int it = 0; it < 8 * n_cta; it++) {
 		int M = 0, m = 0;
@@ -388,26 +391,52 @@ static void plan_rebalance(struct cuda_attn *a)
 			if (load[c] < load[m])
 				m = c;
 		}
-		if (load[M] <= limit || per[M].empty())
+		if (load[M] <= a->balance * total / n_cta || per[M].empty())
 			break;
-		attn_seg &sg = per[M].back();
-		const double w = plan_tok_cost(a, sg.cls, sg.ne * a->hpk);
-		const double fixed = plan_fixed_cost(a, sg.ne * a->hpk), cs = plan_seg_cost(a, sg);
-		const double want = std::min(load[M] - mean, mean - load[m]); /* cost to move */
-		/* the last k tiles, as much as fits in want with a fixed cost of its own */
-		const int32_t n_t = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
-		const int32_t k = (int32_t)std::min<double>(n_t - 1, std::floor((want - fixed) / (w * ATTN_TILE)));
-		if (cs <= want || k < 1) { /* the whole segment */
-			if (cs > want && load[m] + cs >= load[M])
-				break; /* nothing movable makes the busiest CTA lighter */
+		/* the move that leaves the lower max(busiest, idlest): the busiest
+		 * CTA's last segment (or any of its segments: rebal_any), whole or its
+		 * last k tiles */
+		const double want = 0.5 * (load[M] - load[m]); /* cost to move */
+		int best = -1;
+		int32_t best_k = 0;
+		double best_max = load[M];
+		for (int j = a->rebal_any ? 0 : (int)per[M].size() - 1; j < (int)per[M].size(); j++) {
+			const attn_seg &sg = per[M][j];
+			const double w = plan_tok_cost(a, sg.cls, sg.ne * a->hpk);
+			const double fixed = plan_fixed_cost(a, sg.ne * a->hpk), cs = plan_seg_cost(a, sg);
+			double mx = std::max(load[M] - cs, load[m] + cs);
+			if (mx < best_max) {
+				best = j;
+				best_k = 0;
+				best_max = mx;
+			}
+			const int32_t n_t = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
+			const int32_t k = (int32_t)std::max<double>(
+				0.0, std::min<double>(n_t - 1, std::floor((want - fixed) / (w * ATTN_TILE))));
+			if (k < 1)
+				continue;
+			const double tail = w * (sg.n_tok - (n_t - k) * ATTN_TILE);
+			mx = std::max(load[M] - tail, load[m] + fixed + tail);
+			if (mx < best_max) {
+				best = j;
+				best_k = k;
+				best_max = mx;
+			}
+		}
+		if (best < 0)
+			break; /* nothing movable makes the busiest CTA lighter */
+		attn_seg &sg = per[M][best];
+		if (best_k == 0) { /* the whole segment */
+			const double cs = plan_seg_cost(a, sg);
 			per[m].push_back(sg);
-			per[M].pop_back();
+			per[M].erase(per[M].begin() + best);
 			load[M] -= cs;
 			load[m] += cs;
 			moved = true;
 			continue;
 		}
-		const int32_t head = (n_t - k) * ATTN_TILE;
+		const double w = plan_tok_cost(a, sg.cls, sg.ne * a->hpk), fixed = plan_fixed_cost(a, sg.ne * a->hpk);
+		const int32_t head = ((sg.n_tok + ATTN_TILE - 1) / ATTN_TILE - best_k) * ATTN_TILE;
 		attn_seg tail = sg;
 		tail.tok_off = sg.tok_off + head;
 		tail.n_tok = sg.n_tok - head;
@@ -416,6 +445,7 @@ static void plan_rebalance(struct cuda_attn *a)
 		sg.n_tok = head;
 		load[M] -= w * tail.n_tok;
 		load[m] += fixed + w * tail.n_tok;
+		total += fixed;
 		per[m].push_back(tail);
 		moved = true;
 	}
@@ -933,7 +963,6 @@ extern "C" int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int3
 		kp2.n_kv_head = a->p.n_kv_head;
 		kp2.fuse = a->fuse ? 1 : 0;
 		kp2.wg = a->wg;
-		kp2.qpf0 = a->qpf0;
 		kp2.prof = a->prof;
 		if (a->fuse) {
 			kp2.cta_keys = dptr<int4>(a->d_cta_keys);

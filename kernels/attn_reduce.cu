@@ -20,6 +20,7 @@ extern "C" {
 }
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "attn_common.cuh"
 #include "cuda_common.h"
@@ -79,10 +80,24 @@ int attn_reduce_launch(const attn_rparams *p, int head_dim, cudaStream_t s, char
 	 * more rows in flight per warp (U = 16, about 100 registers); many warps:
 	 * U = 6 (64 registers, 32 warps an SM) */
 	const bool few = pairs <= 2112;
-	if (head_dim == 128)
-		CUDA_CHECK(cudaLaunchKernelEx(&cfg, few ? attn_reduce_kernel<128, 16> : attn_reduce_kernel<128, 6>, *p));
-	else
-		CUDA_CHECK(cudaLaunchKernelEx(&cfg, few ? attn_reduce_kernel<64, 16> : attn_reduce_kernel<64, 6>, *p));
+	void (*k)(const attn_rparams) = head_dim == 128 ? (few ? attn_reduce_kernel<128, 16> : attn_reduce_kernel<128, 6>)
+						       : (few ? attn_reduce_kernel<64, 16> : attn_reduce_kernel<64, 6>);
+	/* DT_ATTN_CARVE=1: ask for the partial kernel's shared-memory carveout, so
+	 * the SMs need not switch their L1 / shared split between the two grids */
+	static const int carve = [] {
+		const char *c = getenv("DT_ATTN_CARVE");
+		return c && c[0] == '1' ? 1 : 0;
+	}();
+	if (carve) {
+		static bool set[4] = { false, false, false, false };
+		const int i = (head_dim == 128) * 2 + few;
+		if (!set[i]) {
+			CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout,
+							cudaSharedmemCarveoutMaxShared));
+			set[i] = true;
+		}
+	}
+	CUDA_CHECK(cudaLaunchKernelEx(&cfg, k, *p));
 	CUDA_CHECK_LAUNCH();
 	return 0;
 }
