@@ -56,6 +56,8 @@ extern "C" {
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <random>
+#include <tuple>
 #include <vector>
 
 #include "attn_common.cuh"
@@ -72,8 +74,8 @@ extern "C" {
 				 (tokens; 0: off) */
 #define PLAN_WG 1             /* warpgroup MMA (sm_90a builds) for segments of 65-128 rows;
 				 2: also 33-64 rows, 3: all tensor-core segments, 0: mma.sync only */
-#define PLAN_REBAL_ANY 0      /* 1: the rebalance looks at every segment of the busiest CTA, not
-				 only its last (v13; not yet run on a GPU, DT_ATTN_REBAL=1) */
+#define PLAN_REBAL_ANY 0      /* 1: the rebalance picks among every segment of the busiest CTA
+				 (plan_rebal_pick; v13, not yet run on a GPU: DT_ATTN_REBAL=1) */
 #define PLAN_BALANCE 1.03     /* after the split, move work from the busiest CTA until it is
 				 within this factor of the mean model cost (0: off; v12 H100:
 				 wide256 223 -> 164 us, wide64 81 -> 69, fewshot-l2 88 -> 77) */
@@ -356,20 +358,64 @@ static double plan_seg_cost(const struct cuda_attn *a, const attn_seg &s)
 	return plan_fixed_cost(a, rows) + plan_tok_cost(a, s.cls, rows) * s.n_tok;
 }
 
+/* The move of one rebalance step from the busiest CTA's segments (load lM)
+ * to the idlest CTA (load lm): segment *j whole (*k = 0) or its last *k
+ * tiles as a new segment.  Default (v10, measured): the last segment, at most
+ * the smaller of the busiest CTA's excess and the idlest's gap to the mean.
+ * rebal_any (v13, DT_ATTN_REBAL=1, not yet run on a GPU): any segment, about
+ * half the two CTAs' difference, the move that leaves the lower of their two
+ * loads' maximum.  False: nothing movable makes the busiest CTA lighter. */
+static bool plan_rebal_pick(const struct cuda_attn *a, const std::vector<attn_seg> &segs, double lM,
+			    double lm, double mean, int *j, int32_t *k)
+{
+	auto tiles = [&](const attn_seg &sg, double want) {
+		const double w = plan_tok_cost(a, sg.cls, sg.ne * a->hpk);
+		const int32_t n_t = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
+		return (int32_t)std::min<double>(n_t - 1, std::floor((want - plan_fixed_cost(a, sg.ne * a->hpk)) /
+								   (w * ATTN_TILE)));
+	};
+	if (!a->rebal_any) {
+		const attn_seg &sg = segs.back();
+		const double cs = plan_seg_cost(a, sg), want = std::min(lM - mean, mean - lm);
+		const int32_t kk = tiles(sg, want);
+		*j = (int)segs.size() - 1;
+		*k = cs <= want || kk < 1 ? 0 : kk;
+		return !(*k == 0 && cs > want && lm + cs >= lM);
+	}
+	double best = lM;
+	*j = -1;
+	for (int i = 0; i < (int)segs.size(); i++) {
+		const attn_seg &sg = segs[i];
+		const double cs = plan_seg_cost(a, sg), w = plan_tok_cost(a, sg.cls, sg.ne * a->hpk);
+		double mx = std::max(lM - cs, lm + cs);
+		if (mx < best) {
+			best = mx;
+			*j = i;
+			*k = 0;
+		}
+		const int32_t kk = tiles(sg, 0.5 * (lM - lm));
+		if (kk < 1)
+			continue;
+		const int32_t n_t = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
+		const double tail = w * (sg.n_tok - (n_t - kk) * ATTN_TILE);
+		mx = std::max(lM - tail, lm + plan_fixed_cost(a, sg.ne * a->hpk) + tail);
+		if (mx < best) {
+			best = mx;
+			*j = i;
+			*k = kk;
+		}
+	}
+	return *j >= 0;
+}
+
 /* The split charges a unit's fixed cost to its first tile, but a piece that
  * merges into an open segment pays none and a unit cut across CTAs pays it
  * twice, so the CTAs' model costs after merging are not even (v10 profile:
  * the model's busiest CTA 1.1-1.8x its mean, the measured 1.2-1.7x, and the
- * two go together).  Moves work from the busiest CTA to the idlest until the
- * busiest is within a->balance of the mean: of its last segment (with
- * rebal_any, of all its segments), whole or its last tiles as a new segment
- * with a fixed cost of its own (about half the two CTAs' difference), the move
- * that leaves the lower of the two highest (v13: v10 moved at most the idlest
- * CTA's gap to the mean; the model stays at 0.76-0.88 of balanced on the
- * speculative and few-shot trees either way, and looking at every segment is
- * the next thing to measure).  A full segment stays full, a masked one keeps its
- * group offset; every segment has its own partial slots, so the result is as
- * exact. */
+ * two go together).  Moves work from the busiest CTA to the idlest
+ * (plan_rebal_pick) until the busiest is within a->balance of the mean.  A
+ * full segment stays full, a masked one keeps its group offset; every segment
+ * has its own partial slots, so the result is as exact. */
 static void plan_rebalance(struct cuda_attn *a)
 {
 	const int n_cta = a->n_cta;
@@ -382,6 +428,7 @@ static void plan_rebalance(struct cuda_attn *a)
 			load[c] += plan_seg_cost(a, sg);
 		total += load[c];
 	}
+	const double mean0 = total / n_cta;
 	bool moved = false;
 	for (int it = 0; it < 8 * n_cta; it++) {
 		int M = 0, m = 0;
@@ -391,52 +438,25 @@ static void plan_rebalance(struct cuda_attn *a)
 			if (load[c] < load[m])
 				m = c;
 		}
-		if (load[M] <= a->balance * total / n_cta || per[M].empty())
+		/* the default keeps v10's target (the mean before any split) */
+		if (load[M] <= a->balance * (a->rebal_any ? total / n_cta : mean0) || per[M].empty())
 			break;
-		/* the move that leaves the lower max(busiest, idlest): the busiest
-		 * CTA's last segment (or any of its segments: rebal_any), whole or its
-		 * last k tiles */
-		const double want = 0.5 * (load[M] - load[m]); /* cost to move */
-		int best = -1;
-		int32_t best_k = 0;
-		double best_max = load[M];
-		for (int j = a->rebal_any ? 0 : (int)per[M].size() - 1; j < (int)per[M].size(); j++) {
-			const attn_seg &sg = per[M][j];
-			const double w = plan_tok_cost(a, sg.cls, sg.ne * a->hpk);
-			const double fixed = plan_fixed_cost(a, sg.ne * a->hpk), cs = plan_seg_cost(a, sg);
-			double mx = std::max(load[M] - cs, load[m] + cs);
-			if (mx < best_max) {
-				best = j;
-				best_k = 0;
-				best_max = mx;
-			}
-			const int32_t n_t = (sg.n_tok + ATTN_TILE - 1) / ATTN_TILE;
-			const int32_t k = (int32_t)std::max<double>(
-				0.0, std::min<double>(n_t - 1, std::floor((want - fixed) / (w * ATTN_TILE))));
-			if (k < 1)
-				continue;
-			const double tail = w * (sg.n_tok - (n_t - k) * ATTN_TILE);
-			mx = std::max(load[M] - tail, load[m] + fixed + tail);
-			if (mx < best_max) {
-				best = j;
-				best_k = k;
-				best_max = mx;
-			}
-		}
-		if (best < 0)
-			break; /* nothing movable makes the busiest CTA lighter */
-		attn_seg &sg = per[M][best];
-		if (best_k == 0) { /* the whole segment */
+		int j;
+		int32_t k;
+		if (!plan_rebal_pick(a, per[M], load[M], load[m], mean0, &j, &k))
+			break;
+		attn_seg &sg = per[M][j];
+		moved = true;
+		if (k == 0) { /* the whole segment */
 			const double cs = plan_seg_cost(a, sg);
 			per[m].push_back(sg);
-			per[M].erase(per[M].begin() + best);
+			per[M].erase(per[M].begin() + j);
 			load[M] -= cs;
 			load[m] += cs;
-			moved = true;
 			continue;
 		}
 		const double w = plan_tok_cost(a, sg.cls, sg.ne * a->hpk), fixed = plan_fixed_cost(a, sg.ne * a->hpk);
-		const int32_t head = ((sg.n_tok + ATTN_TILE - 1) / ATTN_TILE - best_k) * ATTN_TILE;
+		const int32_t head = ((sg.n_tok + ATTN_TILE - 1) / ATTN_TILE - k) * ATTN_TILE;
 		attn_seg tail = sg;
 		tail.tok_off = sg.tok_off + head;
 		tail.n_tok = sg.n_tok - head;
@@ -447,7 +467,6 @@ static void plan_rebalance(struct cuda_attn *a)
 		load[m] += fixed + w * tail.n_tok;
 		total += fixed;
 		per[m].push_back(tail);
-		moved = true;
 	}
 	if (!moved)
 		return;
@@ -457,6 +476,93 @@ static void plan_rebalance(struct cuda_attn *a)
 		a->segs.insert(a->segs.end(), per[c].begin(), per[c].end());
 	}
 	a->cta_off[n_cta] = (int32_t)a->segs.size();
+}
+
+/* Host check of plan_rebalance, both picks (no device): n_sets random segment
+ * sets piled unevenly on the CTAs; every token keeps its (entries, KV head,
+ * group offset), masked pieces start on a tile, and the busiest CTA never gets
+ * heavier.  *bal_last / *bal_any: the mean busiest / mean model cost after. */
+extern "C" int cuda_attn_rebalance_selftest(unsigned seed, int n_sets, double *bal_last, double *bal_any,
+					    char *err)
+{
+	std::mt19937 rng(seed);
+	auto busiest = [](const cuda_attn &a) {
+		double mx = 0, tot = 0;
+		for (int c = 0; c < a.n_cta; c++) {
+			double l = 0;
+			for (int32_t i = a.cta_off[c]; i < a.cta_off[c + 1]; i++)
+				l += plan_seg_cost(&a, a.segs[i]);
+			mx = std::max(mx, l);
+			tot += l;
+		}
+		return tot > 0 ? mx / (tot / a.n_cta) : 1.0;
+	};
+	auto cover = [](const cuda_attn &a) { /* (token, entries, head, group offset) of every token */
+		std::vector<std::tuple<int, int, int, int, int>> m;
+		for (const attn_seg &sg : a.segs)
+			for (int k = 0; k < sg.n_tok; k++)
+				m.emplace_back(sg.tok_off + k, sg.entry0, sg.ne, sg.kvh, sg.gtok0 < 0 ? -1 : sg.gtok0 + k);
+		std::sort(m.begin(), m.end());
+		return m;
+	};
+	double sum[2] = { 0, 0 };
+	for (int t = 0; t < n_sets; t++) {
+		cuda_attn base;
+		base.hpk = 1 + (int)(rng() % 8);
+		base.n_cta = 4 + (int)(rng() % 132);
+		base.balance = 1.03;
+		std::vector<std::vector<attn_seg>> per(base.n_cta);
+		const int nseg = 1 + (int)(rng() % 600);
+		for (int s = 0; s < nseg; s++) {
+			attn_seg sg;
+			memset(&sg, 0, sizeof(sg));
+			sg.tok_off = (int32_t)(rng() % 100000);
+			sg.n_tok = 1 + (int32_t)(rng() % (rng() % 2 ? 64 : 2000));
+			sg.ne = 1 + (int32_t)(rng() % (ATTN_MAX_ROWS / base.hpk));
+			sg.entry0 = (int32_t)(rng() % 1000);
+			sg.kvh = (int32_t)(rng() % 8);
+			sg.gtok0 = rng() % 3 ? -1 : ATTN_TILE * (int32_t)(rng() % 10);
+			const int rows = sg.ne * base.hpk;
+			sg.cls = rows <= 32 ? ATTN_CLS_WR2 : rows <= 64 ? ATTN_CLS_WR4 : ATTN_CLS_WR8;
+			const int few = std::max(1, base.n_cta / 8); /* a quarter of them on a few CTAs */
+			per[rng() % (rng() % 4 ? base.n_cta : few)].push_back(sg);
+		}
+		base.cta_off.assign(base.n_cta + 1, 0);
+		for (int c = 0; c < base.n_cta; c++) {
+			base.cta_off[c] = (int32_t)base.segs.size();
+			base.segs.insert(base.segs.end(), per[c].begin(), per[c].end());
+		}
+		base.cta_off[base.n_cta] = (int32_t)base.segs.size();
+		const double b0 = busiest(base);
+		const auto c0 = cover(base);
+		for (int any = 0; any < 2; any++) {
+			cuda_attn a;
+			a.hpk = base.hpk;
+			a.n_cta = base.n_cta;
+			a.balance = base.balance;
+			a.rebal_any = any;
+			a.segs = base.segs;
+			a.cta_off = base.cta_off;
+			plan_rebalance(&a);
+			if (cover(a) != c0)
+				return dt_err(err, "rebalance (set %d, pick %d): tokens changed their rows", t, any),
+				       DT_ERR_ARG;
+			for (const attn_seg &sg : a.segs)
+				if (sg.n_tok < 1 || (sg.gtok0 >= 0 && sg.gtok0 % ATTN_TILE))
+					return dt_err(err, "rebalance (set %d, pick %d): a piece of %d tokens at group "
+							   "offset %d", t, any, sg.n_tok, sg.gtok0),
+					       DT_ERR_ARG;
+			const double b1 = busiest(a);
+			if (b1 > b0 * (1 + 1e-9))
+				return dt_err(err, "rebalance (set %d, pick %d): busiest CTA %.3f -> %.3f of the mean",
+					      t, any, b0, b1),
+				       DT_ERR_ARG;
+			sum[any] += b1;
+		}
+	}
+	*bal_last = sum[0] / n_sets;
+	*bal_any = sum[1] / n_sets;
+	return 0;
 }
 
 static void plan_segments(struct cuda_attn *a, const struct treeplan_flat *f, bool split, bool merge)

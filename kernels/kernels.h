@@ -202,6 +202,10 @@ struct cuda_attn_prof {
 	double model_max, model_mean;   /* the plan's cost model: busiest / average CTA */
 	struct cuda_attn_prof_class cls[4][2]; /* [CC, <=32, <=64, <=128 rows][full, masked] */
 };
+/* Host check of the work list's rebalance, no device needed (attn_plan.cu):
+ * random segment sets; returns 0 when every invariant held, with the mean
+ * busiest / mean model cost after each pick (last segment, any segment). */
+int cuda_attn_rebalance_selftest(unsigned seed, int n_sets, double *bal_last, double *bal_any, char *err);
 int cuda_attn_profile(struct cuda_attn *a, const struct cuda_kv *kv, int32_t layer, int32_t copy,
 		      const void *q, float *out, struct cuda_attn_prof *pr, char *err);
 

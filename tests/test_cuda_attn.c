@@ -318,9 +318,11 @@ static void run_case(int ci, enum shape_kind kind, struct shape sh, int32_t ps, 
 		char wgs[2] = { (char)('0' + wg), 0 }; /* warpgroup MMA level (attn_plan.cu) */
 		setenv("DT_ATTN_WG", wgs, 1);
 		setenv("DT_ATTN_BALANCE", balance ? "1.03" : "0", 1); /* the rebalance after the split */
+		setenv("DT_ATTN_REBAL", balance == 2 ? "1" : "0", 1); /* 2: its any-segment pick */
 		struct cuda_attn *at = rc ? NULL : cuda_attn_new(&ap, err);
 		unsetenv("DT_ATTN_WG");
 		unsetenv("DT_ATTN_BALANCE");
+		unsetenv("DT_ATTN_REBAL");
 		if (!rc && !at)
 			rc = -1;
 		rc = rc ? rc : cuda_attn_set_plan(at, treeplan_flat(pl), a, err);
@@ -370,7 +372,8 @@ static void test_random_cases(void)
 			int32_t hpk = sh.hq / sh.hkv;
 			int32_t tiles[] = { 3, 64, DT_MAX(1, 128 / hpk) };
 			const int wg = ci % 4;              /* every warpgroup MMA level in turn */
-			const int balance = (ci / 4) % 2; /* with and without the rebalance */
+			const int balance = (ci / 4) % 3; /* without the rebalance, with it, with its
+							     any-segment pick (attn_plan.cu) */
 			run_case(ci++, (enum shape_kind)kind, sh, pages[rand() % 4], blocks[rand() % 4],
 				 tiles[rand() % 3], rand() % 2 ? CUDA_DT_BF16 : CUDA_DT_F16, ctas[rand() % 3],
 				 rand() % 3 ? 4 : 0, rand() % 4 ? 1 : 0, rand() % 3 ? 1.0f : 8.0f, wg, balance);
@@ -597,10 +600,21 @@ static void test_fused_reduction(void)
 	}
 }
 
+/* The work list's rebalance on the host (runs without a device). */
+static void test_rebalance_host(unsigned seed)
+{
+	char err[DT_ERR_LEN] = "";
+	double last = 0, any = 0;
+	const int rc = cuda_attn_rebalance_selftest(seed, 200, &last, &any, err);
+	if (!ok(rc == 0, "rebalance of 200 random work lists keeps every token's rows, tile-aligned masked "
+			 "pieces, never a heavier busiest CTA"))
+		diag("%s", err);
+	else
+		diag("busiest / mean model cost after: last-segment pick %.3f, any-segment pick %.3f", last, any);
+}
+
 int main(void)
 {
-	if (cuda_device_count() == 0)
-		tap_skip_all("no CUDA device");
 	const char *s = getenv("DT_SEED");
 	unsigned seed = s && *s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
 	const char *qk = getenv("DT_TEST_QUICK");
@@ -608,6 +622,11 @@ int main(void)
 	srand(seed);
 	tap_plan_lazy();
 	diag("seed %u (DT_SEED=%u reproduces)%s", seed, seed, quick ? ", quick" : "");
+	test_rebalance_host(seed);
+	if (cuda_device_count() == 0) {
+		tap_skip("no CUDA device: the kernel tests");
+		return tap_done();
+	}
 	struct cuda_device_info di;
 	char err[DT_ERR_LEN];
 	if (cuda_device_query(0, &di, err) == 0)
