@@ -237,34 +237,35 @@ extern "C" void cuda_attn_free(struct cuda_attn *a)
 	delete a;
 }
 
-extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, char *err)
+/* The parameters' checks, shared by cuda_attn_new and cuda_attn_plan_model. */
+static bool attn_params_ok(const struct cuda_attn_params *p, char *err)
 {
 	if (p->n_kv_head < 1 || p->n_head < p->n_kv_head || p->n_head % p->n_kv_head) {
 		dt_err(err, "cuda attention: %d query heads over %d KV heads (expected a multiple)",
 		       p->n_head, p->n_kv_head);
-		return NULL;
+		return false;
 	}
 	if (p->n_head / p->n_kv_head > ATTN_MAX_ROWS) {
 		dt_err(err, "cuda attention: %d query heads per KV head (expected at most %d)",
 		       p->n_head / p->n_kv_head, ATTN_MAX_ROWS);
-		return NULL;
+		return false;
 	}
 	if (p->head_dim != 64 && p->head_dim != 128) {
 		dt_err(err, "cuda attention: head_dim %d (expected 64 or 128)", p->head_dim);
-		return NULL;
+		return false;
 	}
 	if (p->cc_max_rows < 0 || p->cc_max_rows > ATTN_CC_ROWS) {
 		dt_err(err, "cuda attention: cc_max_rows %d (expected 0 .. %d)", p->cc_max_rows,
 		       ATTN_CC_ROWS);
-		return NULL;
+		return false;
 	}
-	int dev = 0, n_sm = 0;
-	if (cudaGetDevice(&dev) != cudaSuccess ||
-	    cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
-		cudaGetLastError();
-		dt_err(err, "cuda attention: no CUDA device");
-		return NULL;
-	}
+	return true;
+}
+
+/* A cuda_attn for n_sm SMs with the measurement knobs of the environment;
+ * nothing on the device yet. */
+static struct cuda_attn *attn_make(const struct cuda_attn_params *p, int n_sm)
+{
 	struct cuda_attn *a = new cuda_attn();
 	a->p = *p;
 	a->hpk = p->n_head / p->n_kv_head;
@@ -298,6 +299,20 @@ extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, cha
 		a->snap_tok = atoi(sn);
 	memset(&a->st, 0, sizeof(a->st));
 	return a;
+}
+
+extern "C" struct cuda_attn *cuda_attn_new(const struct cuda_attn_params *p, char *err)
+{
+	if (!attn_params_ok(p, err))
+		return NULL;
+	int dev = 0, n_sm = 0;
+	if (cudaGetDevice(&dev) != cudaSuccess ||
+	    cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess) {
+		cudaGetLastError();
+		dt_err(err, "cuda attention: no CUDA device");
+		return NULL;
+	}
+	return attn_make(p, n_sm);
 }
 
 extern "C" void cuda_attn_get_stats(const struct cuda_attn *a, struct cuda_attn_stats *st)
@@ -872,6 +887,38 @@ static void plan_tree_mask(struct cuda_attn *a, const struct treeplan_flat *f)
 	a->st.partial_bytes = (uint64_t)a->n_slots * hpk * (a->p.head_dim + 1) * 4 * 2;
 	const uint64_t cells = (uint64_t)a->e_moff[f->n_entries];
 	a->st.scratch_bytes = cells * 2 + cells * a->p.n_head * 2 * 4;
+}
+
+/* The work list of plan f for algorithm algo (seq, deft-node or deft-flatten)
+ * on n_sm SMs, built on the host only (no device): its statistics, the
+ * model's balance among them (bench attn --plan-only). */
+extern "C" int cuda_attn_plan_model(const struct cuda_attn_params *p, int n_sm, const struct treeplan_flat *f,
+				    int algo, struct cuda_attn_stats *st, char *err)
+{
+	if (!attn_params_ok(p, err))
+		return DT_ERR_ARG;
+	if (algo < 0 || algo >= TREEPLAN_N_ALGO || algo == TREEPLAN_TREE_MASK || n_sm < 1)
+		return dt_err(err, "cuda attention model: algorithm %d on %d SMs (expected seq, deft-node or "
+				   "deft-flatten on >= 1)", algo, n_sm),
+		       DT_ERR_ARG;
+	struct cuda_attn *a = attn_make(p, n_sm);
+	a->algo = algo;
+	a->n_queries = f->n_queries;
+	a->n_groups = f->n_groups;
+	a->n_entries = f->n_entries;
+	a->page_size = f->page_size;
+	a->max_group_tokens = f->max_group_tokens;
+	a->run_pos.assign(f->n_runs + 1, 0);
+	for (int32_t r = 0; r < f->n_runs; r++)
+		a->run_pos[r + 1] = a->run_pos[r] + f->run_len[r];
+	a->group_tok.resize(f->n_groups);
+	for (int32_t g = 0; g < f->n_groups; g++)
+		a->group_tok[g] = a->run_pos[f->group_run_begin[g]];
+	const bool split = a->p.split < 0 ? algo != TREEPLAN_DEFT_NODE : a->p.split != 0;
+	plan_segments(a, f, split, a->p.merge != 0);
+	*st = a->st;
+	delete a;
+	return 0;
 }
 
 extern "C" int cuda_attn_set_plan(struct cuda_attn *a, const struct treeplan_flat *f, int algo,

@@ -161,6 +161,10 @@ void cuda_attn_free(struct cuda_attn *a);
  * since the last call.  The plan must come from a tree whose pages are
  * mirrored in the cuda_kv that cuda_attn_run gets. */
 int cuda_attn_set_plan(struct cuda_attn *a, const struct treeplan_flat *f, int algo, char *err);
+/* The same work list built on the host only, for n_sm SMs (no device): its
+ * statistics (bench attn --plan-only).  Not for tree-mask. */
+int cuda_attn_plan_model(const struct cuda_attn_params *p, int n_sm, const struct treeplan_flat *f, int algo,
+			 struct cuda_attn_stats *st, char *err);
 /* One layer: q and out are device pointers. copy selects the KV copy. */
 int cuda_attn_run(struct cuda_attn *a, const struct cuda_kv *kv, int32_t layer, int32_t copy,
 		  const void *q, float *out, char *err);

@@ -617,6 +617,65 @@ static json_t *ba_prof_json(const struct cuda_attn_prof *p)
 	return k;
 }
 
+/* --plan-only: each case's work list built on the host for n_sm SMs (no
+ * device, no timing): segments, partial slots and bytes, and the cost model's
+ * balance (mean / busiest CTA), for every fused-kernel algorithm selected. */
+static int ba_plan_only(const bool *sel, const bool *run_algo, const char *wdir, int32_t block, int n_sm)
+{
+	char err[DT_ERR_LEN];
+	int status = 0;
+	printf("work lists on %d SMs (host only, no device; the cost model's units)\n", n_sm);
+	printf("%-14s %-12s %7s %7s %9s %8s %9s %9s %9s %7s\n", "case", "algo", "units", "segs", "slots",
+	       "CTAs", "KV MB", "part MB", "model", "balance");
+	for (int ci = 0; ci < ba_n_cases; ci++) {
+		if (!sel[ci])
+			continue;
+		const struct ba_case *c = &ba_cases[ci];
+		struct ba_tree bt;
+		if (ba_build_tree(c, wdir, &bt, err)) {
+			fprintf(stderr, "bench attn: %s: %s\n", c->name, err);
+			ba_tree_free(&bt);
+			status = 1;
+			continue;
+		}
+		for (int algo = 0; algo < TREEPLAN_N_ALGO; algo++) {
+			if (!run_algo[algo] || algo == TREEPLAN_TREE_MASK)
+				continue;
+			struct treeplan_params pp = treeplan_default_params();
+			pp.algo = (enum treeplan_algo)algo;
+			pp.block_size = block;
+			pp.tile_queries = DT_MAX(1, 128 / (c->hq / c->hkv));
+			struct treeplan *pl = treeplan_new(&pp, err);
+			int rc = pl ? treeplan_update(pl, bt.t, bt.q, bt.nq, err) : -1;
+			struct cuda_attn_params ap = cuda_attn_default_params();
+			ap.n_head = c->hq;
+			ap.n_kv_head = c->hkv;
+			ap.head_dim = c->d;
+			if (ba_cc >= 0)
+				ap.cc_max_rows = ba_cc;
+			if (ba_split >= 0)
+				ap.split = ba_split;
+			if (ba_merge >= 0)
+				ap.merge = ba_merge;
+			struct cuda_attn_stats st;
+			rc = rc ? rc : cuda_attn_plan_model(&ap, n_sm, treeplan_flat(pl), algo, &st, err);
+			treeplan_free(pl);
+			if (rc) {
+				fprintf(stderr, "bench attn: %s %s: %s\n", c->name,
+					treeplan_algo_name((enum treeplan_algo)algo), err);
+				status = 1;
+				continue;
+			}
+			printf("%-14s %-12s %7d %7d %9d %8d %9.1f %9.1f %9.0f %7.2f\n", c->name,
+			       treeplan_algo_name((enum treeplan_algo)algo), st.n_units, st.n_segments, st.n_slots,
+			       st.n_cta_used, st.kv_bytes / 1e6, st.partial_bytes / 1e6, st.cost_max,
+			       st.cost_max > 0 ? st.cost_mean / st.cost_max : 0.0);
+		}
+		ba_tree_free(&bt);
+	}
+	return status;
+}
+
 static void ba_usage(FILE *f)
 {
 	fprintf(f,
@@ -638,6 +697,9 @@ static void ba_usage(FILE *f)
 		"  --prof            after the timing, one run of each fused-kernel algorithm with\n"
 		"                    timestamps: CTA balance against the cost model, time per tile\n"
 		"                    and per segment of each row class\n"
+		"  --plan-only N     no device: build each case's work list for N SMs on the host and\n"
+		"                    print its segments, partial bytes and the cost model's balance\n"
+		"                    (DT_ATTN_* knobs apply, kernels/NOTES.md)\n"
 		"  --list            print the cases and exit\n");
 }
 
@@ -651,18 +713,26 @@ int bench_attn_main(int argc, char **argv)
 		{ "algos", required_argument, NULL, 'a' }, { "copies", required_argument, NULL, 'C' },
 		{ "cc", required_argument, NULL, 'r' },    { "reps", required_argument, NULL, 'R' },
 		{ "split", required_argument, NULL, 'S' }, { "merge", required_argument, NULL, 'M' },
-		{ "prof", no_argument, NULL, 'P' },
+		{ "prof", no_argument, NULL, 'P' },        { "plan-only", required_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cases = NULL, *json_path = NULL, *peer = NULL, *wdir = NULL;
 	enum cuda_dtype dt = CUDA_DT_F16;
 	int32_t block = 128;
 	bool list = false;
+	int plan_sms = 0;
 	bool run_algo[TREEPLAN_N_ALGO] = { true, true, true, true };
 	int o;
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "c:j:p:w:t:b:lha:C:r:R:S:M:P", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:j:p:w:t:b:lha:C:r:R:S:M:PO:", opts, NULL)) != -1) {
 		switch (o) {
+		case 'O':
+			plan_sms = atoi(optarg);
+			if (plan_sms < 1 || plan_sms > 4096) {
+				fprintf(stderr, "bench attn: --plan-only %s (expected SMs, 1..4096)\n", optarg);
+				return 2;
+			}
+			break;
 		case 'a': {
 			char *dup = xstrdup(optarg), *save = NULL;
 			for (int a = 0; a < TREEPLAN_N_ALGO; a++)
@@ -730,6 +800,8 @@ int bench_attn_main(int argc, char **argv)
 	if (!wdir)
 		wdir = access("shared/workloads/deft", R_OK) == 0 ? "shared/workloads/deft"
 								  : "../shared/workloads/deft";
+	if (plan_sms > 0)
+		return ba_plan_only(sel, run_algo, wdir, block, plan_sms);
 	char err[DT_ERR_LEN];
 	if (cuda_device_count() < 1) {
 		fprintf(stderr, "bench attn: no CUDA device\n");
