@@ -781,7 +781,6 @@ template <int D> __device__ __forceinline__ void attn_merge_task(const attn_kpar
 		p.red_cnt[kk.x] = 0;
 }
 
-
 __device__ __forceinline__ unsigned long long attn_ld_relaxed(const unsigned long long *a)
 {
 	unsigned long long v;

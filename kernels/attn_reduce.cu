@@ -77,7 +77,7 @@ int attn_reduce_launch(const attn_rparams *p, int head_dim, cudaStream_t s, char
 	cfg.attrs = attr;
 	cfg.numAttrs = 1;
 	/* few warps (one wave at 16 warps an SM): each waits on its own loads, so
-	 * more rows in flight per warp (U = 16, about 100 registers); many warps:
+	 * more rows in flight per warp (U = 16, 124 registers at D = 128); many warps:
 	 * U = 6 (64 registers, 32 warps an SM) */
 	const bool few = pairs <= 2112;
 	void (*k)(const attn_rparams) = head_dim == 128 ? (few ? attn_reduce_kernel<128, 16> : attn_reduce_kernel<128, 6>)
