@@ -889,6 +889,23 @@ static void plan_tree_mask(struct cuda_attn *a, const struct treeplan_flat *f)
 	a->st.scratch_bytes = cells * 2 + cells * a->p.n_head * 2 * 4;
 }
 
+/* The plan's sizes and each run's and group's first token row, on the host. */
+static void plan_host_take(struct cuda_attn *a, const struct treeplan_flat *f, int algo)
+{
+	a->algo = algo;
+	a->n_queries = f->n_queries;
+	a->n_groups = f->n_groups;
+	a->n_entries = f->n_entries;
+	a->page_size = f->page_size;
+	a->max_group_tokens = f->max_group_tokens;
+	a->run_pos.assign(f->n_runs + 1, 0);
+	for (int32_t r = 0; r < f->n_runs; r++)
+		a->run_pos[r + 1] = a->run_pos[r] + f->run_len[r];
+	a->group_tok.resize(f->n_groups);
+	for (int32_t g = 0; g < f->n_groups; g++)
+		a->group_tok[g] = a->run_pos[f->group_run_begin[g]];
+}
+
 /* The work list of plan f for algorithm algo (seq, deft-node or deft-flatten)
  * on n_sm SMs, built on the host only (no device): its statistics, the
  * model's balance among them (bench attn --plan-only). */
@@ -902,18 +919,7 @@ extern "C" int cuda_attn_plan_model(const struct cuda_attn_params *p, int n_sm, 
 				   "deft-flatten on >= 1)", algo, n_sm),
 		       DT_ERR_ARG;
 	struct cuda_attn *a = attn_make(p, n_sm);
-	a->algo = algo;
-	a->n_queries = f->n_queries;
-	a->n_groups = f->n_groups;
-	a->n_entries = f->n_entries;
-	a->page_size = f->page_size;
-	a->max_group_tokens = f->max_group_tokens;
-	a->run_pos.assign(f->n_runs + 1, 0);
-	for (int32_t r = 0; r < f->n_runs; r++)
-		a->run_pos[r + 1] = a->run_pos[r] + f->run_len[r];
-	a->group_tok.resize(f->n_groups);
-	for (int32_t g = 0; g < f->n_groups; g++)
-		a->group_tok[g] = a->run_pos[f->group_run_begin[g]];
+	plan_host_take(a, f, algo);
 	const bool split = a->p.split < 0 ? algo != TREEPLAN_DEFT_NODE : a->p.split != 0;
 	plan_segments(a, f, split, a->p.merge != 0);
 	*st = a->st;
@@ -930,20 +936,9 @@ extern "C" int cuda_attn_set_plan(struct cuda_attn *a, const struct treeplan_fla
 			      TREEPLAN_N_ALGO - 1),
 		       DT_ERR_ARG;
 	uint64_t sent = 0;
-	a->algo = algo;
-	a->n_queries = f->n_queries;
-	a->n_groups = f->n_groups;
-	a->n_entries = f->n_entries;
-	a->page_size = f->page_size;
-	a->max_group_tokens = f->max_group_tokens;
+	plan_host_take(a, f, algo);
 
 	// runs -> token rows
-	a->run_pos.assign(f->n_runs + 1, 0);
-	for (int32_t r = 0; r < f->n_runs; r++)
-		a->run_pos[r + 1] = a->run_pos[r] + f->run_len[r];
-	a->group_tok.resize(f->n_groups);
-	for (int32_t g = 0; g < f->n_groups; g++)
-		a->group_tok[g] = a->run_pos[f->group_run_begin[g]];
 	const size_t nr = (size_t)f->n_runs * 4;
 	int rc = 0;
 	rc = rc ? rc : dbuf_put(a->d_run_page, f->run_page, nr, &sent, err);

@@ -473,22 +473,22 @@ static double ba_rel(const float *a, const float *b, size_t n)
 	return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-static int ba_run_algo(const struct ba_case *c, struct ba_tree *bt, int algo, enum cuda_dtype dt,
-		       int32_t block, struct ba_ctx *ctx, float *host_out, const float *seq_out,
-		       struct ba_result *res, char *err)
+/* The case's plan for algorithm algo (NULL and err on failure; *rc from the update). */
+static struct treeplan *ba_plan(const struct ba_case *c, const struct ba_tree *bt, int algo, int32_t block,
+				int *rc, char *err)
 {
-	memset(res, 0, sizeof(*res));
 	struct treeplan_params pp = treeplan_default_params();
 	pp.algo = (enum treeplan_algo)algo;
 	pp.block_size = block;
 	pp.tile_queries = DT_MAX(1, 128 / (c->hq / c->hkv));
 	struct treeplan *pl = treeplan_new(&pp, err);
-	if (!pl)
-		return -1;
-	int rc = treeplan_update(pl, bt->t, bt->q, bt->nq, err);
-	struct treeplan_io_params iop = { c->hq, c->hkv, c->d, 2 };
-	if (!rc)
-		treeplan_io(pl, &iop, &res->io);
+	*rc = pl ? treeplan_update(pl, bt->t, bt->q, bt->nq, err) : -1;
+	return pl;
+}
+
+/* The case's kernel parameters with the command line's work-list options. */
+static struct cuda_attn_params ba_attn_params(const struct ba_case *c, enum cuda_dtype dt)
+{
 	struct cuda_attn_params ap = cuda_attn_default_params();
 	ap.n_head = c->hq;
 	ap.n_kv_head = c->hkv;
@@ -500,6 +500,22 @@ static int ba_run_algo(const struct ba_case *c, struct ba_tree *bt, int algo, en
 		ap.split = ba_split;
 	if (ba_merge >= 0)
 		ap.merge = ba_merge;
+	return ap;
+}
+
+static int ba_run_algo(const struct ba_case *c, struct ba_tree *bt, int algo, enum cuda_dtype dt,
+		       int32_t block, struct ba_ctx *ctx, float *host_out, const float *seq_out,
+		       struct ba_result *res, char *err)
+{
+	memset(res, 0, sizeof(*res));
+	int rc;
+	struct treeplan *pl = ba_plan(c, bt, algo, block, &rc, err);
+	if (!pl)
+		return -1;
+	struct treeplan_io_params iop = { c->hq, c->hkv, c->d, 2 };
+	if (!rc)
+		treeplan_io(pl, &iop, &res->io);
+	struct cuda_attn_params ap = ba_attn_params(c, dt);
 	struct cuda_attn *at = rc ? NULL : cuda_attn_new(&ap, err);
 	if (!rc && !at)
 		rc = -1;
@@ -641,22 +657,9 @@ static int ba_plan_only(const bool *sel, const bool *run_algo, const char *wdir,
 		for (int algo = 0; algo < TREEPLAN_N_ALGO; algo++) {
 			if (!run_algo[algo] || algo == TREEPLAN_TREE_MASK)
 				continue;
-			struct treeplan_params pp = treeplan_default_params();
-			pp.algo = (enum treeplan_algo)algo;
-			pp.block_size = block;
-			pp.tile_queries = DT_MAX(1, 128 / (c->hq / c->hkv));
-			struct treeplan *pl = treeplan_new(&pp, err);
-			int rc = pl ? treeplan_update(pl, bt.t, bt.q, bt.nq, err) : -1;
-			struct cuda_attn_params ap = cuda_attn_default_params();
-			ap.n_head = c->hq;
-			ap.n_kv_head = c->hkv;
-			ap.head_dim = c->d;
-			if (ba_cc >= 0)
-				ap.cc_max_rows = ba_cc;
-			if (ba_split >= 0)
-				ap.split = ba_split;
-			if (ba_merge >= 0)
-				ap.merge = ba_merge;
+			int rc;
+			struct treeplan *pl = ba_plan(c, &bt, algo, block, &rc, err);
+			struct cuda_attn_params ap = ba_attn_params(c, CUDA_DT_F16);
 			struct cuda_attn_stats st;
 			rc = rc ? rc : cuda_attn_plan_model(&ap, n_sm, treeplan_flat(pl), algo, &st, err);
 			treeplan_free(pl);
