@@ -600,6 +600,73 @@ static void test_fused_reduction(void)
 	}
 }
 
+/* The work lists of random trees built on the host (cuda_attn_plan_model, no
+ * device): seq reads each query's path once, deft-node and deft-flatten read
+ * no more than seq and at least the longest path, every CTA count is within
+ * the SMs given. */
+static void test_plan_model_host(void)
+{
+	static const struct shape shapes[] = { { 32, 8, 128 }, { 32, 32, 128 }, { 8, 2, 64 }, { 12, 4, 128 } };
+	char err[DT_ERR_LEN] = "";
+	int bad = 0, n = 0;
+	for (int kind = 0; kind < N_SHAPES; kind++) {
+		const struct shape sh = shapes[rand() % DT_ARRAY_LEN(shapes)];
+		struct kvpool_params kp = kvpool_default_params();
+		kp.page_size = 16;
+		kp.n_kv_heads = sh.hkv;
+		kp.head_dim = sh.d;
+		kp.budget_bytes = (size_t)(14000 / 16 + 1400) * 16 * sh.hkv * sh.d * 2 * 4;
+		struct kvpool *pool = kvpool_new(&kp, err);
+		DT_ASSERT(pool);
+		struct tree *t = random_tree(pool, (enum shape_kind)kind);
+		struct treeplan_query *q = NULL;
+		const int32_t nq = make_queries(t, (enum shape_kind)kind, &q);
+		const uint64_t per_tok = (uint64_t)sh.hkv * sh.d * 2 * 2;
+		uint64_t paths = 0, longest = 0;
+		for (int32_t i = 0; i < nq; i++) {
+			const uint64_t len = (uint64_t)tree_node(t, q[i].node)->pos0 + q[i].index + 1;
+			paths += len * per_tok;
+			longest = DT_MAX(longest, len * per_tok);
+		}
+		const int n_sm = rand() % 2 ? 132 : 1 + rand() % 16;
+		for (int a = 0; a < TREEPLAN_N_ALGO && nq > 0; a++) {
+			if (a == TREEPLAN_TREE_MASK)
+				continue;
+			struct treeplan_params pp = treeplan_default_params();
+			pp.algo = (enum treeplan_algo)a;
+			pp.block_size = 128;
+			pp.tile_queries = DT_MAX(1, 128 / (sh.hq / sh.hkv));
+			struct treeplan *pl = treeplan_new(&pp, err);
+			DT_ASSERT(pl);
+			struct cuda_attn_params ap = cuda_attn_default_params();
+			ap.n_head = sh.hq;
+			ap.n_kv_head = sh.hkv;
+			ap.head_dim = sh.d;
+			struct cuda_attn_stats st;
+			int rc = treeplan_update(pl, t, q, nq, err);
+			rc = rc ? rc : cuda_attn_plan_model(&ap, n_sm, treeplan_flat(pl), a, &st, err);
+			treeplan_free(pl);
+			n++;
+			const bool good = rc == 0 && st.n_segments >= 1 && st.n_cta_used >= 1 && st.n_cta_used <= n_sm &&
+					  st.cost_max >= st.cost_mean && st.cost_mean > 0 && st.partial_bytes > 0 &&
+					  (a == TREEPLAN_SEQ ? st.kv_bytes == paths
+							     : st.kv_bytes <= paths && st.kv_bytes >= longest);
+			if (!good) {
+				bad++;
+				diag("%s, %s, %d SMs: rc %d %s; KV %llu bytes (paths %llu, longest %llu), %d segments "
+				     "on %d CTAs", shape_names[kind], treeplan_algo_name((enum treeplan_algo)a), n_sm, rc,
+				     rc ? err : "", (unsigned long long)st.kv_bytes, (unsigned long long)paths,
+				     (unsigned long long)longest, st.n_segments, st.n_cta_used);
+			}
+		}
+		free(q);
+		tree_free(t);
+		kvpool_free(pool);
+	}
+	ok(bad == 0, "work lists of %d random trees x algorithms built on the host: seq reads each path once, "
+		     "the tree algorithms no more than seq", n);
+}
+
 /* The work list's rebalance on the host (runs without a device). */
 static void test_rebalance_host(unsigned seed)
 {
@@ -623,6 +690,7 @@ int main(void)
 	tap_plan_lazy();
 	diag("seed %u (DT_SEED=%u reproduces)%s", seed, seed, quick ? ", quick" : "");
 	test_rebalance_host(seed);
+	test_plan_model_host();
 	if (cuda_device_count() == 0) {
 		tap_skip("no CUDA device: the kernel tests");
 		return tap_done();
